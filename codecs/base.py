@@ -1,0 +1,87 @@
+"""The Codec contract (DESIGN.md), in the spirit of CompressAI's compress/decompress split.
+
+A codec turns a :class:`~inrkit.datasets.Signal` into bytes and back.
+``encode(signal, rate)`` returns the complete file (for inrkit's own codecs a
+``.inrk`` container; for classical codecs the native bitstream, e.g. JPEG
+bytes), so the measured rate is simply ``8 * len(bytes)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from inrkit.datasets.signal import Signal
+from inrkit.errors import InputError
+
+
+@dataclass(frozen=True)
+class Rate:
+    """What the user asked for. Exactly one of the fields is set.
+
+    ``bpp`` bits per pixel (images, video: per pixel per frame), ``kbps``
+    kilobits per second (audio), ``quality`` a codec's preset ladder
+    (1 = smallest file), ``lmbda`` a codec-specific rate–distortion trade-off.
+    """
+
+    bpp: float | None = None
+    kbps: float | None = None
+    quality: int | None = None
+    lmbda: float | None = None
+
+    def __post_init__(self) -> None:
+        given = [k for k in ("bpp", "kbps", "quality", "lmbda") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise InputError(f"give exactly one rate (bpp, kbps, quality or lambda), got {given or 'none'}")
+        value = getattr(self, given[0])
+        if not value > 0:
+            raise InputError(f"{given[0]} must be positive, got {value}")
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("bpp", "kbps", "quality", "lmbda") if getattr(self, k) is not None)
+
+    @property
+    def value(self) -> float:
+        return getattr(self, self.kind)
+
+    def __str__(self) -> str:
+        return f"{self.kind}={self.value:g}"
+
+
+@dataclass
+class EncodeOptions:
+    """Budgets and settings common to the encoders that fit or train something."""
+
+    steps: int | None = None
+    time_budget: float | None = None  # seconds
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = False
+
+
+class Codec:
+    """Base class. Subclasses set ``name``, ``version`` and ``modalities`` and
+    implement :meth:`encode` and :meth:`decode`; learned codecs take their model
+    file as a constructor argument."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[int] = 1
+    modalities: ClassVar[tuple[str, ...]] = ()
+    rate_kinds: ClassVar[tuple[str, ...]] = ("bpp", "quality")
+
+    def check(self, signal: Signal, rate: Rate) -> None:
+        if signal.modality not in self.modalities:
+            raise InputError(
+                f"codec {self.name!r} handles {', '.join(self.modalities)}, not {signal.modality}"
+            )
+        if rate.kind not in self.rate_kinds:
+            raise InputError(
+                f"codec {self.name!r} takes a rate as {' or '.join(self.rate_kinds)}, not {rate.kind}"
+            )
+
+    def encode(self, signal: Signal, rate: Rate, options: EncodeOptions | None = None) -> bytes:
+        raise NotImplementedError
+
+    def decode(self, data: bytes, **options) -> Signal:
+        raise NotImplementedError

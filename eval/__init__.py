@@ -1,0 +1,1 @@
+"""inrkit.eval: metrics, rate–distortion sweeps, BD-rate and plots."""

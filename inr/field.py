@@ -1,0 +1,81 @@
+"""The Field contract (DESIGN.md): an ``nn.Module`` from coordinates to values.
+
+A coordinate field maps ``[..., in_dim]`` coordinates in ``[-1, 1]`` (sample
+centres, see :mod:`inrkit.datasets.grids`) to ``[..., out_channels]`` values in
+the fitting range ``[-1, 1]``. Each backbone declares a ``Config`` dataclass;
+the config is all a decoder needs to rebuild the exact architecture, so it is
+what the bitstream header stores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from inrkit.datasets.grids import coordinate_grid
+from inrkit.errors import InputError
+from inrkit.registry import FIELDS
+
+
+class Field(nn.Module):
+    """Base class of coordinate fields. Subclasses set ``name`` (the registry key)
+    and ``Config``, and implement ``__init__(config)`` and ``forward(coords)``."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type]
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+
+    @property
+    def in_dim(self) -> int:
+        return int(self.config.in_dim)
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.config.out_channels)
+
+    def config_dict(self) -> dict[str, Any]:
+        """JSON-serialisable architecture description: ``{"name": ..., "config": {...}}``."""
+        return {"name": self.name, "config": dataclasses.asdict(self.config)}
+
+    @torch.no_grad()
+    def render(self, shape: tuple[int, ...], batch_size: int = 1 << 16) -> torch.Tensor:
+        """Evaluate the field on the sample-centre grid of ``shape``.
+
+        Returns ``[*shape, out_channels]`` in the fitting range; any resolution
+        works, so a finer grid than the fitted one is a super-resolved signal.
+        Evaluated in chunks of ``batch_size`` points to bound memory.
+        """
+        if len(shape) != self.in_dim:
+            raise InputError(f"a {self.in_dim}-D field cannot render a grid of shape {tuple(shape)}")
+        device = next(self.parameters()).device
+        coords = coordinate_grid(tuple(shape), device=device).reshape(-1, self.in_dim)
+        chunks = [self(c) for c in coords.split(batch_size)]
+        return torch.cat(chunks).reshape(*shape, self.out_channels)
+
+
+def build_field(name: str, **config: Any) -> Field:
+    """Build a registered field from keyword arguments of its ``Config``."""
+    cls = FIELDS.get(name)
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    unknown = sorted(set(config) - fields)
+    if unknown:
+        raise InputError(
+            f"unknown option(s) {', '.join(unknown)} for field {name!r}; "
+            f"it takes: {', '.join(sorted(fields))}"
+        )
+    return cls(cls.Config(**config))
+
+
+def field_from_config(description: dict[str, Any]) -> Field:
+    """Rebuild a field from :meth:`Field.config_dict` output (e.g. a bitstream header)."""
+    try:
+        name, config = description["name"], description["config"]
+    except (KeyError, TypeError):
+        raise InputError(f"not a field description: {description!r}") from None
+    return build_field(name, **config)
