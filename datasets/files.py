@@ -1,0 +1,115 @@
+"""Files on disk: input checks that explain themselves, and atomic output.
+
+Every reader starts with :func:`check_input_file`, so a missing path, a folder
+or an empty file is reported the same way for every format. Every writer goes
+through :func:`atomic_output` (or :func:`atomic_folder`): the data is written to
+a hidden temporary file beside the target and renamed over it only once
+complete, so an error or Ctrl-C never leaves a partial file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from inrkit.errors import InputError
+
+_TEMP_PREFIX = ".inrkit-tmp-"
+
+
+def check_input_file(path, expected: str) -> Path:
+    """``path`` as a :class:`Path` if it names a non-empty regular file; ``expected``
+    (e.g. ``"a PNG image"``) words the error otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file; expected {expected}")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; expected {expected}")
+    if not path.is_file():
+        raise InputError(f"{path}: is not a regular file; expected {expected}")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: is an empty file (0 bytes); expected {expected}")
+    return path
+
+
+def describe_content(path) -> str:
+    """A short account of what a file holds, for error messages:
+    ``"12 bytes of text starting 'hello world'"`` or ``"1234 bytes starting 00 01 ..."``."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as err:
+        return f"an unreadable file ({err.strerror or err})"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    if text and all(c.isprintable() or c in "\r\n\t" for c in text):
+        return f"{size} bytes of text starting {text.strip()[:16]!r}"
+    return f"{size} bytes starting {head[:8].hex(' ')}"
+
+
+def natural_key(path: Path) -> list:
+    """Sort key putting ``frame2.png`` before ``frame10.png``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def _prepare_target(path: Path) -> Path:
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; expected a file name to write to")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output(path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` with the same suffix (libraries pick the
+    format from it); on success it replaces ``path``, on any error it is removed."""
+    path = _prepare_target(Path(path))
+    temp = path.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(6)}{path.suffix}")
+    try:
+        yield temp
+        if not temp.is_file():
+            raise RuntimeError(f"writer produced no file for {path}")
+        os.replace(temp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_folder(path, replaceable=lambda p: False) -> Iterator[Path]:
+    """Like :func:`atomic_output` for a folder of files. An existing folder is replaced
+    only if it is empty or every entry in it satisfies ``replaceable`` (e.g. frames of an
+    earlier save), so a user's unrelated files are never deleted."""
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise InputError(f"{path}: is a file; expected a folder to write frames into")
+        foreign = [p.name for p in path.iterdir() if not replaceable(p)]
+        if foreign:
+            raise InputError(
+                f"{path}: folder already holds other files ({', '.join(sorted(foreign)[:3])}"
+                f"{', ...' if len(foreign) > 3 else ''}); expected an empty or new folder"
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(6)}")
+    temp.mkdir()
+    old = None
+    try:
+        yield temp
+        if path.exists():
+            old = path.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(6)}-old")
+            os.replace(path, old)
+        os.replace(temp, path)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
