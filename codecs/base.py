@@ -80,6 +80,23 @@ class Codec:
                 f"codec {self.name!r} takes a rate as {' or '.join(self.rate_kinds)}, not {rate.kind}"
             )
 
+    def ladder(self, n: int) -> list[Rate]:
+        """``n`` rate points, smallest first, for a rate–distortion sweep.
+
+        The default spreads targets geometrically over the range where published
+        curves live: 0.05–2 bpp for codecs that take ``bpp`` (images, video),
+        6–256 kbps for ``kbps`` (audio), else qualities 1…n. Codecs override it
+        with their own useful range.
+        """
+        if n < 1:
+            raise InputError(f"the number of rate points must be at least 1, got {n}")
+        if "bpp" in self.rate_kinds or "kbps" in self.rate_kinds:
+            kind, lo, hi = ("bpp", 0.05, 2.0) if "bpp" in self.rate_kinds else ("kbps", 6.0, 256.0)
+            if n == 1:
+                return [Rate(**{kind: round((lo * hi) ** 0.5, 4)})]
+            return [Rate(**{kind: round(lo * (hi / lo) ** (i / (n - 1)), 4)}) for i in range(n)]
+        return [Rate(quality=q) for q in range(1, n + 1)]
+
     def encode(self, signal: Signal, rate: Rate, options: EncodeOptions | None = None) -> bytes:
         raise NotImplementedError
 
