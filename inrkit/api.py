@@ -1,0 +1,109 @@
+"""The Python API: ``load``, ``fit``, ``encode``, ``decode``, ``save``.
+
+Thin glue over the subpackages, so that a script reads like the CLI::
+
+    import inrkit
+    image = inrkit.load("photo.png")
+    data = inrkit.encode(image, codec="siren", bpp=0.5)
+    inrkit.save(data, "photo.inrk")
+    restored = inrkit.decode("photo.inrk")
+    inrkit.save(restored, "restored.png")
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from inrkit.codecs.base import EncodeOptions, Rate
+from inrkit.codecs.container import read_file, unpack, write_file
+from inrkit.datasets import io as media
+from inrkit.datasets.signal import Signal
+from inrkit.errors import BitstreamError, InputError
+from inrkit.registry import CODECS
+
+
+def load(path: str | os.PathLike, **options: Any) -> Signal:
+    """Read an image, video or audio file (or a folder of frames) into a :class:`Signal`."""
+    return media.load(path, **options)
+
+
+def save(obj: Signal | bytes, path: str | os.PathLike, **options: Any) -> Path:
+    """Write a Signal as a media file (format from the extension) or encoded bytes as they are.
+
+    Writes atomically: a failure never leaves a partial file.
+    """
+    path = Path(path)
+    if isinstance(obj, bytes | bytearray):
+        write_file(path, bytes(obj))
+    elif isinstance(obj, Signal):
+        media.save(obj, path, **options)
+    else:
+        raise InputError(f"save() takes a Signal or bytes, got {type(obj).__name__}")
+    return path
+
+
+def fit(signal: Signal, model: str = "siren", **config: Any):
+    """Fit a coordinate field to a signal; see :func:`inrkit.inr.fit.fit`."""
+    from inrkit.inr.fit import fit as _fit
+
+    return _fit(signal, model=model, **config)
+
+
+def make_codec(name: str, **codec_kwargs: Any):
+    """Instantiate a registered codec (learned codecs take ``model=PATH``)."""
+    return CODECS.get(name)(**codec_kwargs)
+
+
+def encode(
+    signal: Signal,
+    codec: str = "siren",
+    *,
+    bpp: float | None = None,
+    kbps: float | None = None,
+    quality: int | None = None,
+    lmbda: float | None = None,
+    steps: int | None = None,
+    time_budget: float | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = False,
+    **codec_kwargs: Any,
+) -> bytes:
+    """Compress a signal with a registered codec; returns the complete file's bytes.
+
+    Exactly one of ``bpp``, ``kbps``, ``quality`` and ``lmbda`` may be given;
+    with none, the codec's middle quality preset is used.
+    """
+    if bpp is None and kbps is None and quality is None and lmbda is None:
+        quality = 4
+    rate = Rate(bpp=bpp, kbps=kbps, quality=quality, lmbda=lmbda)
+    options = EncodeOptions(
+        steps=steps, time_budget=time_budget, seed=seed, device=device, progress=progress
+    )
+    coder = make_codec(codec, **codec_kwargs)
+    coder.check(signal, rate)
+    return coder.encode(signal, rate, options)
+
+
+def decode(data: bytes | str | os.PathLike, *, model: str | None = None, **options: Any) -> Signal:
+    """Decode a ``.inrk`` file (path or bytes); the codec is named in its header.
+
+    ``options`` are codec-specific (``scale=2.0`` renders a coordinate field on a
+    finer grid; ``frames=(start, stop)`` decodes part of a video).
+    """
+    if isinstance(data, bytes | bytearray):
+        data = bytes(data)
+        container = unpack(data)
+    else:
+        container = read_file(data)
+        data = Path(data).read_bytes()
+    if container.codec not in CODECS:
+        raise BitstreamError(
+            f"the file was written by codec {container.codec!r}, which this inrkit does not have "
+            f"(known: {', '.join(CODECS.names())})"
+        )
+    codec_kwargs = {"model": model} if model is not None else {}
+    coder = make_codec(container.codec, **codec_kwargs)
+    return coder.decode(data, **options)

@@ -1,0 +1,253 @@
+"""The ``inrkit`` command line: encode, decode, info, demo, eval, train.
+
+Every command is a ``main(argv)`` function that tests call directly (the
+CompressAI habit). inrkit's own errors become one line on stderr and a
+non-zero exit code; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from inrkit import __version__
+from inrkit.errors import InputError, InrkitError
+
+RATE_FLAGS = ("bpp", "kbps", "quality", "lmbda")
+
+
+def _parse_range(text: str) -> tuple[int, int]:
+    """``"10:42"`` → (10, 42), frames 10 to 41; ``":32"`` → (0, 32)."""
+    try:
+        start, _, stop = text.partition(":")
+        return int(start or 0), int(stop)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected START:STOP (e.g. 0:32), got {text!r}") from None
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    """``"180x320"`` → (180, 320) as height × width."""
+    try:
+        h, w = text.lower().split("x")
+        return int(h), int(w)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH (e.g. 180x320), got {text!r}") from None
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def _check_not_input(inp: Path, out: Path) -> None:
+    if out.exists() and inp.exists() and out.resolve() == inp.resolve():
+        raise InputError(f"refusing to overwrite the input file {inp}; choose another -o")
+
+
+def _progress_line(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- encode ----------------------------------------------------------------
+def cmd_encode(args: argparse.Namespace) -> int:
+    from inrkit import api
+    from inrkit.eval.metrics import signal_metrics
+
+    inp, out = Path(args.input), Path(args.output)
+    _check_not_input(inp, out)
+    load_options = {}
+    if args.frames:
+        load_options["frames"] = args.frames
+    if args.resize:
+        load_options["resize"] = args.resize
+    signal = api.load(inp, **load_options)
+    rates = {k: getattr(args, k) for k in RATE_FLAGS if getattr(args, k) is not None}
+    codec_kwargs = {"model": args.model} if args.model else {}
+    start = time.perf_counter()
+    data = api.encode(
+        signal,
+        args.codec,
+        steps=args.steps,
+        time_budget=args.time,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.quiet,
+        **rates,
+        **codec_kwargs,
+    )
+    seconds = time.perf_counter() - start
+    api.save(data, out)
+    decoded = api.decode(data, **codec_kwargs)
+    bits = 8 * len(data)
+    if signal.modality == "audio":
+        rate_text = f"{bits / signal.duration / 1000:.2f} kbps"
+    else:
+        rate_text = f"{bits / signal.num_samples:.4f} bpp"
+    metrics = signal_metrics(signal, decoded)
+    if signal.modality == "audio":
+        quality = f"PSNR {metrics['psnr']:.2f} dB, SI-SDR {metrics['si-sdr']:.2f} dB"
+    else:
+        quality = f"PSNR {metrics['psnr-rgb']:.2f} dB"
+    print(f"{out}: {rate_text} ({len(data)} bytes), {quality}, encoded in {seconds:.1f} s")
+    return 0
+
+
+# -- decode ----------------------------------------------------------------
+def cmd_decode(args: argparse.Namespace) -> int:
+    from inrkit import api
+
+    inp, out = Path(args.input), Path(args.output)
+    _check_not_input(inp, out)
+    options = {}
+    if args.scale != 1.0:
+        options["scale"] = args.scale
+    if args.frames:
+        options["frames"] = args.frames
+    start = time.perf_counter()
+    signal = api.decode(inp, model=args.model, **options)
+    seconds = time.perf_counter() - start
+    api.save(signal, out)
+    print(f"{out}: {signal.modality} {tuple(signal.data.shape)}, decoded in {seconds:.2f} s")
+    return 0
+
+
+# -- info ------------------------------------------------------------------
+def cmd_info(args: argparse.Namespace) -> int:
+    from inrkit.codecs.info import describe
+
+    report = describe(Path(args.input))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    width = max(len(k) for k in report)
+    for key, value in report.items():
+        if isinstance(value, dict):
+            print(f"{key:<{width}}")
+            for name, bits in value.items():
+                print(f"  {name:<{width}} {bits}")
+        else:
+            print(f"{key:<{width}} {value}")
+    return 0
+
+
+# -- demo ------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    from inrkit.demo import run_demo
+
+    run_demo(out_dir=Path(args.out), codec=args.codec, seconds=args.time, seed=args.seed)
+    return 0
+
+
+# -- delegated command groups ------------------------------------------------
+def cmd_eval(argv: list[str]) -> int:
+    from inrkit.eval.cli import main as eval_main
+
+    return eval_main(argv)
+
+
+TRAINERS = {}
+
+
+def cmd_train(argv: list[str]) -> int:
+    import importlib
+
+    if not argv or argv[0] in ("-h", "--help"):
+        print(f"usage: inrkit train {{{','.join(sorted(TRAINERS)) or 'none'}}} [options]")
+        return 0 if argv else 2
+    if argv[0] not in TRAINERS:
+        raise InputError(f"unknown model to train {argv[0]!r}; known: {', '.join(sorted(TRAINERS))}")
+    module = importlib.import_module(TRAINERS[argv[0]])
+    return module.main(argv[1:])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inrkit", description="Implicit neural representations and neural compression."
+    )
+    parser.add_argument("--version", action="version", version=f"inrkit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    enc = sub.add_parser("encode", help="compress a media file into a .inrk file")
+    enc.add_argument("input", help="image, video or audio file (or a folder of frames)")
+    enc.add_argument("-o", "--output", required=True, help="output .inrk file")
+    enc.add_argument("--codec", default="siren", help="codec name (see `inrkit encode --list`)")
+    rate = enc.add_mutually_exclusive_group()
+    rate.add_argument("--bpp", type=_positive(float), help="target bits per pixel (images, video)")
+    rate.add_argument("--kbps", type=_positive(float), help="target kilobits per second (audio)")
+    rate.add_argument("--quality", type=int, choices=range(1, 9), metavar="1..8", help="preset ladder")
+    rate.add_argument("--lambda", dest="lmbda", type=_positive(float), help="codec-specific λ")
+    enc.add_argument("--steps", type=_positive(int), help="optimisation steps (epochs for video)")
+    enc.add_argument("--time", type=_positive(float), help="time budget in seconds")
+    enc.add_argument("--seed", type=int, default=0)
+    enc.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    enc.add_argument("--model", help="trained model file (safetensors) for learned codecs")
+    enc.add_argument("--frames", type=_parse_range, help="video frame range START:STOP")
+    enc.add_argument("--resize", type=_parse_size, help="resize video frames to HxW")
+    enc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    enc.set_defaults(func=cmd_encode)
+
+    dec = sub.add_parser("decode", help="decode a .inrk file to a media file")
+    dec.add_argument("input", help=".inrk file")
+    dec.add_argument("-o", "--output", required=True, help="output media file (format from extension)")
+    dec.add_argument("--scale", type=_positive(float), default=1.0, help="render at SCALE× resolution")
+    dec.add_argument("--frames", type=_parse_range, help="decode only frames START:STOP")
+    dec.add_argument("--model", help="trained model file for learned codecs")
+    dec.set_defaults(func=cmd_decode)
+
+    info = sub.add_parser("info", help="describe a .inrk file")
+    info.add_argument("input")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.set_defaults(func=cmd_info)
+
+    demo = sub.add_parser("demo", help="fit, encode and decode the bundled sample photograph")
+    demo.add_argument("--out", default="inrkit-demo", help="folder for the outputs")
+    demo.add_argument("--codec", default="hashgrid")
+    demo.add_argument("--time", type=_positive(float), default=None, help="encoding time budget (s)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=cmd_demo)
+
+    sub.add_parser("eval", help="rate–distortion sweeps and plots (inrkit eval -h)", add_help=False)
+    sub.add_parser("train", help="train a learned codec (inrkit train -h)", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    if debug:
+        argv.remove("--debug")
+    try:
+        if argv and argv[0] == "eval":
+            return cmd_eval(argv[1:])
+        if argv and argv[0] == "train":
+            return cmd_train(argv[1:])
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return args.func(args)
+    except InrkitError as err:
+        if debug:
+            raise
+        print(f"inrkit: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("inrkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

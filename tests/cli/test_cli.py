@@ -1,0 +1,129 @@
+"""The inrkit command line, driven through main(argv) as CompressAI's tests do."""
+
+import json
+import re
+
+import pytest
+
+from inrkit import api
+from inrkit.cli import main
+from inrkit.datasets import load, load_sample_image, save
+from inrkit.eval.metrics import image_metrics
+
+
+@pytest.fixture(scope="module")
+def image_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "crop.png"
+    save(load_sample_image(crop=(120, 160, 40, 40)), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def encoded(image_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("enc") / "crop.inrk"
+    assert main(["encode", str(image_file), "-o", str(out), "--codec", "hashgrid",
+                 "--bpp", "6", "--steps", "60", "--seed", "3", "-q"]) == 0
+    return out
+
+
+def test_encode_summary_matches_the_decoded_file(image_file, encoded, tmp_path, capsys):
+    # Re-run encode to capture its summary line (module fixture output is not captured here).
+    out = tmp_path / "again.inrk"
+    assert main(["encode", str(image_file), "-o", str(out), "--codec", "hashgrid",
+                 "--bpp", "6", "--steps", "60", "--seed", "3", "-q"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    bpp = float(re.search(r"([\d.]+) bpp", line).group(1))
+    psnr = float(re.search(r"PSNR ([\d.]+) dB", line).group(1))
+    assert out.read_bytes() == encoded.read_bytes()  # seeded: the same file twice
+    png = tmp_path / "decoded.png"
+    assert main(["decode", str(out), "-o", str(png)]) == 0
+    original, decoded = load(image_file), load(png)
+    assert psnr == pytest.approx(image_metrics(original, decoded)["psnr-rgb"], abs=0.01)
+    assert bpp == pytest.approx(8 * out.stat().st_size / original.num_samples, abs=1e-3)
+
+
+def test_decode_twice_gives_identical_files(encoded, tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    assert main(["decode", str(encoded), "-o", str(a)]) == 0
+    assert main(["decode", str(encoded), "-o", str(b)]) == 0
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_decode_scale_two(encoded, tmp_path):
+    out = tmp_path / "big.png"
+    assert main(["decode", str(encoded), "-o", str(out), "--scale", "2"]) == 0
+    assert tuple(load(out).data.shape) == (3, 80, 80)
+
+
+def test_info_table_and_json(encoded, capsys):
+    assert main(["info", str(encoded)]) == 0
+    text = capsys.readouterr().out
+    assert "hashgrid" in text and "bpp" in text
+    assert main(["info", str(encoded), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["codec"] == "hashgrid" and report["modality"] == "image"
+    assert report["shape"] == [3, 40, 40]
+    assert sum(report["bits_per_section"].values()) == 8 * encoded.stat().st_size
+    assert report["bpp"] == pytest.approx(8 * encoded.stat().st_size / 1600)
+    assert report["encoder"].startswith("inrkit ")
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_missing_input_is_one_line_exit_2(tmp_path, capsys):
+    code = main(["encode", str(tmp_path / "nope.png"), "-o", str(tmp_path / "x.inrk")])
+    assert code == 2
+    assert "nope.png" in _error_line(capsys)
+    assert not (tmp_path / "x.inrk").exists()
+
+
+def test_unknown_codec_is_one_line_exit_2(image_file, tmp_path, capsys):
+    code = main(["encode", str(image_file), "-o", str(tmp_path / "x.inrk"), "--codec", "zip"])
+    assert code == 2
+    assert "unknown codec 'zip'" in _error_line(capsys)
+
+
+def test_corrupt_file_is_one_line_exit_3_and_no_output(encoded, tmp_path, capsys):
+    bad = tmp_path / "bad.inrk"
+    data = bytearray(encoded.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "out.png"
+    assert main(["decode", str(bad), "-o", str(out)]) == 3
+    assert "bad.inrk" in _error_line(capsys) or "checksum" in capsys.readouterr().err.lower()
+    assert not out.exists()
+
+
+def test_not_an_inrk_file(image_file, tmp_path, capsys):
+    assert main(["info", str(image_file)]) == 3
+    _error_line(capsys)
+
+
+def test_refuses_to_overwrite_its_input(image_file, capsys):
+    before = image_file.read_bytes()
+    assert main(["encode", str(image_file), "-o", str(image_file), "--steps", "5"]) == 2
+    assert "overwrite" in _error_line(capsys)
+    assert image_file.read_bytes() == before
+
+
+def test_bad_argument_values_exit_2(image_file, tmp_path):
+    for argv in (["--bpp", "-1"], ["--quality", "9"], ["--bpp", "x"], ["--bpp", "1", "--quality", "2"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["encode", str(image_file), "-o", str(tmp_path / "x.inrk"), *argv])
+        assert exc.value.code == 2
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(Exception, match="nope.png"):
+        main(["--debug", "encode", str(tmp_path / "nope.png"), "-o", str(tmp_path / "x.inrk")])
+
+
+def test_api_save_and_decode_path(encoded, tmp_path):
+    copy = api.save(encoded.read_bytes(), tmp_path / "copy.inrk")
+    assert api.decode(copy).data.shape == (3, 40, 40)
