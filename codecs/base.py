@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from inrkit.datasets.signal import Signal
-from inrkit.errors import InputError
+from inrkit.errors import BitstreamError, InputError
+
+from .container import Container, unpack
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,18 @@ class Codec:
                 return [Rate(**{kind: round((lo * hi) ** 0.5, 4)})]
             return [Rate(**{kind: round(lo * (hi / lo) ** (i / (n - 1)), 4)}) for i in range(n)]
         return [Rate(quality=q) for q in range(1, n + 1)]
+
+    def open(self, data: bytes) -> Container:
+        """Parse ``data`` as a file of this codec and version, else BitstreamError."""
+        container = unpack(data)
+        if container.codec != self.name:
+            raise BitstreamError(f"this is a {container.codec!r} file, not {self.name!r}")
+        if container.codec_version != self.version:
+            raise BitstreamError(
+                f"{self.name} file of codec version {container.codec_version}; "
+                f"this inrkit reads version {self.version}"
+            )
+        return container
 
     def encode(self, signal: Signal, rate: Rate, options: EncodeOptions | None = None) -> bytes:
         raise NotImplementedError

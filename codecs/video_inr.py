@@ -1,49 +1,85 @@
-"""Video codecs "nerv", "hnerv" and "nervpp": fit a frame decoder, quantize, entropy-code.
+"""Video codecs "nerv", "hnerv" and "nervpp": fit a frame decoder, prune, quantize, entropy-code.
 
 Papers: NeRV (Chen et al., NeurIPS 2021), HNeRV (Chen et al., CVPR 2023),
 NeRV++ (Ghorbel et al., 2024); the architectures are in :mod:`inrkit.inr.nerv`,
 :mod:`inrkit.inr.hnerv`, :mod:`inrkit.inr.nervpp`, the training in
-:mod:`inrkit.inr.video_fit`.
+:mod:`inrkit.inr.video_fit`. Reference code: github.com/haochen-rye/NeRV
+(``train_nerv.py``: pruning and fine-tuning) and github.com/haochen-rye/HNeRV
+(``train_nerv_all.py``: 8-bit weights, 6-bit embeddings, per-channel min/max).
 
 Encoding: the clip is padded (edge replication) to a multiple of 8 pixels; the
 parameter budget for a target bpp is ``(bits − overhead) / bits-per-parameter``
-and the width is solved from it; the network is trained; then, as in the
-reference evaluation (``train_nerv_all.py``: 8-bit weights, 6-bit embeddings,
-per-channel min/max), the decoder weights are quantized (symmetric, per output
-channel, so that pruned weights stay exactly 0) and the HNeRV embeddings
-(asymmetric, per channel); every integer array is entropy-coded with
-:mod:`inrkit.codecs.entropy` (CompressAI rANS; the reference Huffman-codes).
-Rate control after training: the encoder tries magnitude pruning ratios and
-weight bit depths from a fixed ladder and keeps the best-quality one whose
-*measured* size is within the target; retraining is not needed.
+and the width is solved from it; the network is trained. Rate control then
+walks a ladder of (weight bits, pruning fraction) and keeps the first rung
+whose *measured* file size is within the target. A pruned rung zeroes the
+smallest-magnitude weights and, as NeRV does, fine-tunes with the mask held
+(``torch.nn.utils.prune``); the fine-tuned network is kept if its file still fits.
 
-Bitstream (``.inrk`` container, docs/bitstream.md): header ``{"arch": decoder
-config, "frames": T, "size": [H, W] before padding, "wbits", "ebits"}``; the
-architecture fixes the tensor list. Sections ``weights`` (integers of all
-decoder tensors, in state order), ``wscale`` (float16 per-output-channel steps),
-``embed``/``escale`` (HNeRV only: integers and float32 per-channel minimum and step).
+Quantization and entropy coding are the shared ones (:mod:`inrkit.codecs.quantize`,
+:mod:`inrkit.codecs.entropy`): decoder weights symmetric, one step per output
+channel where a channel has at least ``MIN_ROW`` = 32 weights (else one per
+tensor, so a float32 step never costs more than a bit per weight); HNeRV embeddings per channel over the channel's
+range — each channel is centred on the midpoint of its minimum and maximum and
+then quantized symmetrically, which is the reference's min/max grid with
+``2^b − 1`` levels instead of ``2^b``.
 
-Decoding runs the network only on the requested frames
-(``decode(data, frames=(start, stop))``), one frame at a time so that a frame
-decodes identically alone or within the whole clip.
+Departures from the references: pruning removes the same fraction from every
+layer (:func:`~inrkit.codecs.quantize.prune_by_magnitude`), where NeRV prunes
+globally across layers; fine-tuning after pruning is short (``prune_finetune``
+× the training epochs, 10 % by default, against NeRV's 100 epochs after 300)
+and at a tenth of the training rate, to keep CPU encoding affordable, and it
+is kept only if it lowers the error; the integers are rANS-coded (the
+references Huffman-code them); weights are quantized symmetrically, not by
+min/max as in the references, so that pruned weights stay 0; steps are float32 (the HNeRV reference stores
+float16 scales); HNeRV's quantizer picks the best of several axes per tensor,
+this one always uses the channel axis.
+
+Bitstream (``.inrk`` container, docs/bitstream.md): the fixed fields carry the
+clip's shape ``T×C×H×W`` (before padding); header ``{"arch": decoder config,
+"q": quantization header}``; sections ``q.steps`` and ``q.sym`` from
+:func:`~inrkit.codecs.quantize.serialize_quantized` (the decoder's parameters in
+state order, then, for HNeRV, the ``C×T×h×w`` embeddings) and, for HNeRV,
+``ecentre`` (float32 channel centres). The architecture fixes every shape.
+
+Decoding treats the file as hostile: the architecture is type-checked and
+bounded, built on the meta device, and refused before anything is allocated if
+its parameter count or activation memory is over a limit; it then runs the
+network only on the requested frames (``decode(data, frames=(start, stop))``),
+one frame at a time, so a frame decodes identically alone or within the clip.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import dataclasses
 import math
+import operator
+import typing
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import prune as torch_prune
 
 from inrkit.codecs.base import Codec, EncodeOptions, Rate
-from inrkit.codecs.container import Container, meta_to_signal, pack, unpack
-from inrkit.codecs.entropy import decode_integers, encode_integers
+from inrkit.codecs.container import Container, meta_to_signal, pack
+from inrkit.codecs.quantize import (
+    QuantizedTensor,
+    dequantize,
+    deserialize_quantized,
+    load_quantized_state,
+    prune_by_magnitude,
+    quantize_tensor,
+    serialize_quantized,
+    spec_of,
+)
+from inrkit.datasets.limits import max_bytes, max_pixels
 from inrkit.datasets.signal import Signal
 from inrkit.errors import BitstreamError, InputError
-from inrkit.inr.field import field_from_config
 from inrkit.inr.hnerv import HNeRV
 from inrkit.inr.nerv import FrameDecoder, NeRV, width_for_budget
 from inrkit.inr.nervpp import NeRVPlusPlus
@@ -53,57 +89,105 @@ from inrkit.registry import register_codec
 PAD = 8  # frames are padded to a multiple of this many pixels
 QUALITY_BPP = (0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)  # Rate(quality=q) → QUALITY_BPP[q - 1]
 PRUNE_LADDER = ((8, 0.0), (8, 0.1), (8, 0.2), (7, 0.2), (7, 0.3), (6, 0.3), (6, 0.4), (5, 0.5))
-MAX_DECODER_PARAMS = 50_000_000
+MIN_ROW = 32  # weights per output channel from which a channel gets its own step (≤ 1 bit/weight)
+EMBEDDINGS = "embeddings"  # name of the embedding tensor among the quantized ones
+CENTRE_SECTION = "ecentre"
+
+# What a file may ask the decoder to build: parameters of the whole network (an HNeRV's encoder
+# included, as the decoder builds it) plus all embeddings; and bounds on single config values.
+MAX_PARAMETERS = 50_000_000
+MAX_STAGES, MAX_STRIDE = 12, 16
+_INT_BOUNDS = {"kernel": 15, "kernel_min": 15, "kernel_max": 15, "sep_kernel": 15, "pe_levels": 4096}
+_FLOAT_BOUNDS = {"reduce": (1.0, 16.0), "pe_base": (1e-3, 16.0)}
+MAX_CONFIG_INT, MAX_CONFIG_FLOAT = 1 << 16, (1e-6, 1e3)
 
 
-# -- quantization -----------------------------------------------------------
+# -- the stored part of a frame decoder ------------------------------------------------
 
 
-def _per_channel(t: torch.Tensor) -> torch.Tensor:
-    return t.reshape(t.shape[0], -1) if t.ndim > 1 else t.reshape(1, -1)
+def decoder_view(model: FrameDecoder) -> nn.Module:
+    """The part of ``model`` that goes into the bitstream, as a module whose parameter names
+    are ``model``'s own: its top-level children whose parameters are all decoder parameters
+    (an HNeRV's encoder is left out). The shared quantizer works on whole modules."""
+    stored = {id(p) for p in model.decoder_parameters()}
+    view = nn.ModuleDict(
+        {name: child for name, child in model.named_children() if all(id(p) in stored for p in child.parameters())}
+    )
+    if sum(p.numel() for p in view.parameters()) != sum(p.numel() for p in model.decoder_parameters()):
+        raise TypeError(f"{model.name}: decoder parameters must be whole top-level submodules")
+    return view
 
 
-def quantize_symmetric(t: torch.Tensor, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-output-channel symmetric quantization: integers in ``[-(2^(b-1)-1), 2^(b-1)-1]``
-    and one float16 step per channel (as the reference stores its scales); zeros stay zeros."""
-    rows = _per_channel(t.detach().float())
-    levels = (1 << (bits - 1)) - 1
-    step = (rows.abs().amax(dim=1) / levels).clamp(1e-7, 6e4).half()  # stored as float16
-    q = torch.round(rows / step.float()[:, None]).clamp(-levels, levels)
-    return q.to(torch.int32).numpy().reshape(-1), step.numpy()
+def prune(model: FrameDecoder, fraction: float) -> tuple[FrameDecoder, dict[str, torch.Tensor]]:
+    """A copy of ``model`` with the ``fraction`` smallest-magnitude weights of every decoder
+    layer but the output head zeroed (NeRV prunes its stem and block convolutions, not the
+    head), and the keep-masks by parameter name."""
+    pruned = copy.deepcopy(model)
+    body = nn.ModuleDict({n: m for n, m in decoder_view(pruned).items() if n != "head"})
+    return pruned, prune_by_magnitude(body, fraction)
 
 
-def dequantize_symmetric(q: np.ndarray, step: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
-    rows = torch.from_numpy(q.astype(np.float32)).reshape(len(step), -1)
-    return (rows * torch.from_numpy(step.astype(np.float32))[:, None]).reshape(shape)
+def finetune_pruned(
+    model: FrameDecoder, masks: dict[str, torch.Tensor], frames: torch.Tensor, config: VideoFitConfig
+) -> None:
+    """Train ``model`` on ``frames`` in place with the pruned weights held at zero, as NeRV does
+    (``torch.nn.utils.prune`` reparametrises each masked weight as ``weight_orig * mask``).
+
+    The training runs on a copy whose weights are then loaded back: undoing the
+    reparametrisation re-registers each weight after its bias, and the bitstream
+    stores the parameters in the architecture's own order."""
+    work = copy.deepcopy(model)
+    held = []
+    for name, mask in masks.items():
+        owner, _, attr = name.rpartition(".")
+        module = work.get_submodule(owner)
+        torch_prune.custom_from_mask(module, attr, mask)
+        held.append((module, attr))
+    try:
+        fit_frames(work, frames, config)
+    finally:
+        for module, attr in held:
+            torch_prune.remove(module, attr)  # the masked weight becomes a plain parameter again
+    model.load_state_dict(work.state_dict())
 
 
-def quantize_minmax(t: torch.Tensor, bits: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Asymmetric per-channel (along ``axis``) quantization to ``[0, 2^b - 1]``; returns the
-    integers and float32 ``[minimum, step]`` pairs (HNeRV's ``quant_tensor``)."""
-    moved = t.detach().float().movedim(axis, 0)
-    rows = moved.reshape(moved.shape[0], -1)
-    lo, hi = rows.amin(dim=1), rows.amax(dim=1)
-    step = ((hi - lo) / ((1 << bits) - 1)).clamp_min(1e-12)
-    q = torch.round((rows - lo[:, None]) / step[:, None]).clamp(0, (1 << bits) - 1)
-    return q.to(torch.int32).numpy().reshape(-1), torch.stack([lo, step], 1).numpy().astype(np.float32)
+@torch.no_grad()
+def clip_mse(model: FrameDecoder, frames: torch.Tensor) -> float:
+    """Mean squared error of ``model`` (unquantized) on the ``T × C × H × W`` clip it was fitted to."""
+    device = next(model.parameters()).device
+    index = torch.arange(len(frames), device=device)
+    total = 0.0
+    for b, i in zip(frames.split(8), index.split(8), strict=True):
+        b = b.to(device)
+        total += F.mse_loss(model(model.frame_inputs(b, i, len(frames))), b, reduction="sum").item()
+    return total / frames.numel()
 
 
-def dequantize_minmax(q: np.ndarray, params: np.ndarray, shape: tuple[int, ...], axis: int) -> torch.Tensor:
-    moved_shape = (shape[axis], *[s for i, s in enumerate(shape) if i != axis])
-    p = torch.from_numpy(params)
-    rows = torch.from_numpy(q.astype(np.float32)).reshape(moved_shape[0], -1)
-    return (rows * p[:, 1:2] + p[:, 0:1]).reshape(moved_shape).movedim(0, axis)
+@torch.no_grad()
+def frame_embeddings(model: FrameDecoder, frames: torch.Tensor) -> torch.Tensor | None:
+    """The per-frame embeddings a model stores (``T × C × h × w`` on the CPU), or None."""
+    if not model.uses_embeddings:
+        return None
+    device = next(model.parameters()).device
+    batches = [b.to(device) for b in frames.split(8)]
+    return torch.cat([model.frame_inputs(b, torch.zeros(len(b), device=device), len(frames)).cpu() for b in batches])
 
 
-def prune_mask(tensors: list[torch.Tensor], ratio: float) -> list[torch.Tensor]:
-    """Global magnitude pruning: masks keeping all but the ``ratio`` smallest-magnitude weights."""
-    if ratio <= 0:
-        return [torch.ones_like(t, dtype=torch.bool) for t in tensors]
-    flat = torch.cat([t.detach().abs().reshape(-1) for t in tensors])
-    k = int(ratio * flat.numel())
-    threshold = flat.kthvalue(max(k, 1)).values
-    return [t.detach().abs() > threshold for t in tensors]
+def quantize_embeddings(embeddings: torch.Tensor, bits: int) -> tuple[np.ndarray, QuantizedTensor]:
+    """Per-channel range quantization of ``T × C × h × w`` embeddings: returns the float32
+    channel centres ``(min + max) / 2`` and the centred embeddings, channel-first
+    (``C × T × h × w``), quantized symmetrically with one step per channel."""
+    by_channel = embeddings.detach().to(torch.float32).movedim(1, 0).contiguous()
+    rows = by_channel.reshape(by_channel.shape[0], -1)
+    centre = (rows.amax(dim=1) + rows.amin(dim=1)) / 2
+    centred = by_channel - centre.view(-1, *[1] * (by_channel.ndim - 1))
+    return centre.numpy(), quantize_tensor(centred, bits, per_channel=True, name=EMBEDDINGS)
+
+
+def dequantize_embeddings(centre: np.ndarray, q: QuantizedTensor) -> torch.Tensor:
+    """Inverse of :func:`quantize_embeddings`: ``T × C × h × w`` float32."""
+    by_channel = dequantize(q)
+    return (by_channel + torch.from_numpy(centre).view(-1, *[1] * (by_channel.ndim - 1))).movedim(0, 1)
 
 
 # -- the codec ----------------------------------------------------------------
@@ -121,6 +205,7 @@ class EncodeReport:
     weight_bits: int
     prune: float
     bytes: int
+    finetune_epochs: int = 0  # epochs of fine-tuning after pruning in the kept file (0: none)
 
 
 class VideoINRCodec(Codec):
@@ -128,7 +213,7 @@ class VideoINRCodec(Codec):
 
     modalities = ("video",)
     rate_kinds = ("bpp", "quality")
-    version = 1
+    version = 2
     model_cls: ClassVar[type[FrameDecoder]]
 
     def __init__(
@@ -139,14 +224,18 @@ class VideoINRCodec(Codec):
         loss: str = "l2",
         embed_bits: int = 6,
         bits_per_param: float = 7.5,
+        prune_finetune: float = 0.1,
         memory_limit: int | None = None,
         **arch: Any,
     ):
         self.fit = VideoFitConfig(epochs=epochs, batch_size=batch_size, lr=lr, loss=loss, memory_limit=memory_limit)
         if not 2 <= embed_bits <= 16:
             raise InputError(f"embed_bits must be in 2..16, got {embed_bits}")
+        if not 0.0 <= prune_finetune <= 1.0:
+            raise InputError(f"prune_finetune is a fraction of the training epochs in [0, 1], got {prune_finetune}")
         self.embed_bits = embed_bits
         self.bits_per_param = bits_per_param
+        self.prune_finetune = prune_finetune
         self.arch = arch
         self.last_report: EncodeReport | None = None
 
@@ -184,24 +273,12 @@ class VideoINRCodec(Codec):
             progress=options.progress,
         )
         result = fit_frames(model, padded, fit)
-        model = model.cpu().eval()
-        with torch.no_grad():
-            embeddings = None
-            if model.uses_embeddings:
-                embeddings = torch.cat(
-                    [model.frame_inputs(b, torch.zeros(len(b)), num_frames) for b in padded.split(8)]
-                )
-
-        target_bytes = None
-        if rate.kind == "bpp":
-            target_bytes = rate.bpp * signal.num_samples / 8
-        best = None
-        for wbits, prune in PRUNE_LADDER:
-            data = self._pack(signal, model, embeddings, wbits, prune)
-            best = (data, wbits, prune)
-            if target_bytes is None or len(data) <= 1.02 * target_bytes:
-                break
-        data, wbits, prune = best
+        # NeRV fine-tunes a pruned network at the training's rate for 100 epochs; a short
+        # fine-tune that restarts at the peak rate undoes more than it recovers, so it uses a tenth.
+        epochs = round(self.prune_finetune * result.epochs)
+        finetune = replace(fit, epochs=epochs, lr=fit.lr / 10, warmup=0.0, time_budget=None) if epochs else None
+        target = rate.bpp * signal.num_samples / 8 if rate.kind == "bpp" else math.inf
+        data, wbits, fraction, tuned = self._rate_ladder(signal, model, padded, target, finetune)
         self.last_report = EncodeReport(
             fc_dim=fc_dim,
             parameters=model.parameter_count(num_frames),
@@ -209,39 +286,55 @@ class VideoINRCodec(Codec):
             fit_seconds=result.seconds,
             fit_psnr=result.psnr[-1] if result.psnr else float("nan"),
             weight_bits=wbits,
-            prune=prune,
+            prune=fraction,
             bytes=len(data),
+            finetune_epochs=tuned,
         )
         return data
 
-    def _pack(
-        self, signal: Signal, model: FrameDecoder, embeddings: torch.Tensor | None, wbits: int, prune: float
-    ) -> bytes:
-        named = [(n, p) for n, p in model.named_parameters() if not n.startswith("encoder.")]
-        weights = [p for n, p in named if p.ndim > 1]
-        masks = iter(prune_mask(weights, prune))
-        ints, steps = [], []
-        for _, p in named:
-            value = p.detach() * next(masks) if p.ndim > 1 else p.detach()
-            q, step = quantize_symmetric(value, wbits)
-            ints.append(q)
-            steps.append(step)
-        header = {
-            "arch": model.config_dict(),
-            "frames": int(signal.data.shape[0]),
-            "size": [int(signal.data.shape[2]), int(signal.data.shape[3])],
-            "wbits": wbits,
-        }
-        sections = {
-            "weights": encode_integers(np.concatenate(ints)),
-            "wscale": np.concatenate(steps).astype("<f2").tobytes(),
-        }
+    def _rate_ladder(
+        self,
+        signal: Signal,
+        model: FrameDecoder,
+        padded: torch.Tensor,
+        target: float,
+        finetune: VideoFitConfig | None,
+    ) -> tuple[bytes, int, float, int]:
+        """The file of the first (weight bits, pruning fraction) rung of :data:`PRUNE_LADDER`
+        whose measured size is within 2 % of ``target`` bytes (else the last rung's), with its
+        bits, fraction and fine-tuning epochs. A pruned rung that fits is fine-tuned with its
+        mask held; the fine-tuned network replaces it if it fits the clip better and its
+        file still fits the target."""
+        embeddings = frame_embeddings(model, padded)
+        for wbits, fraction in PRUNE_LADDER:
+            tuned = 0
+            pruned, masks = prune(model, fraction) if fraction else (model, {})
+            data = self._pack(signal, pruned, embeddings, wbits)
+            fits = len(data) <= 1.02 * target
+            if fits and fraction and finetune is not None:
+                candidate = copy.deepcopy(pruned)
+                finetune_pruned(candidate, masks, padded, finetune)
+                if clip_mse(candidate, padded) < clip_mse(pruned, padded):
+                    retuned = self._pack(signal, candidate, frame_embeddings(candidate, padded), wbits)
+                    if len(retuned) <= 1.02 * target:
+                        data, tuned = retuned, finetune.epochs
+            if fits:
+                break
+        return data, wbits, fraction, tuned
+
+    def _pack(self, signal: Signal, model: FrameDecoder, embeddings: torch.Tensor | None, wbits: int) -> bytes:
+        qts = [
+            quantize_tensor(p, wbits, per_channel=p.ndim > 1 and p[0].numel() >= MIN_ROW, name=n)
+            for n, p in decoder_view(model).named_parameters()
+        ]
+        extra = {}
         if embeddings is not None:
-            q, params = quantize_minmax(embeddings, self.embed_bits, axis=1)
-            header["ebits"] = self.embed_bits
-            sections["embed"] = encode_integers(q)
-            sections["escale"] = params.astype("<f4").tobytes()
-        return pack(Container.for_signal(self.name, self.version, signal, header, sections))
+            centre, q = quantize_embeddings(embeddings, self.embed_bits)
+            qts.append(q)
+            extra[CENTRE_SECTION] = centre.astype("<f4").tobytes()
+        qheader, sections = serialize_quantized(qts)
+        header = {"arch": model.config_dict(), "q": qheader}
+        return pack(Container.for_signal(self.name, self.version, signal, header, {**sections, **extra}))
 
     # -- decoding ---------------------------------------------------------
     def decode(self, data: bytes, frames: tuple[int, int] | None = None) -> Signal:
@@ -250,79 +343,133 @@ class VideoINRCodec(Codec):
         Frames are decoded one at a time: a batched matrix product may round
         differently from a single one, and a frame must decode to the same
         values whether it is asked for alone or with the whole clip."""
-        container = unpack(data)
-        if container.codec != self.name:
-            raise BitstreamError(f"this is a {container.codec!r} file, not {self.name!r}")
-        if container.codec_version != self.version:
-            raise BitstreamError(
-                f"{self.name} file of codec version {container.codec_version}; this decoder reads {self.version}"
-            )
-        model, num_frames, size, embeddings = self._unpack_model(container)
-        start, stop = (0, num_frames) if frames is None else (int(frames[0]), int(frames[1]))
+        container = self.open(data)
+        if container.modality != "video" or len(container.shape) != 4:
+            raise BitstreamError(f"{self.name} file holds a {container.modality} of shape {container.shape}")
+        num_frames, channels, height, width = container.shape
+        try:
+            start, stop = (0, num_frames) if frames is None else (operator.index(v) for v in frames)
+        except (TypeError, ValueError):
+            raise InputError(f"frames must be a (start, stop) pair of integers, got {frames!r}") from None
         if not 0 <= start < stop <= num_frames:
             raise InputError(f"frame range ({start}, {stop}) is not within the clip's {num_frames} frames")
+        if height * width > max_pixels():
+            raise BitstreamError(
+                f"{self.name} file has {width}×{height} frames, over the limit of {max_pixels()} pixels "
+                "(INRKIT_MAX_PIXELS)"
+            )
+        if 4 * (stop - start) * channels * height * width > max_bytes():
+            raise BitstreamError(
+                f"decoding {stop - start} frames of {channels}×{height}×{width} needs more than the "
+                f"{max_bytes()} bytes allowed (INRKIT_MAX_BYTES); decode a range with frames=(start, stop)"
+            )
+
+        model, embeddings = self._rebuild(container)
         out = []
         with torch.no_grad():
             for index in torch.arange(start, stop).split(1):
                 x = embeddings[index] if embeddings is not None else model.index_inputs(index, num_frames)
-                out.append(model(x)[..., : size[0], : size[1]])
+                out.append(model(x)[..., :height, :width])
+        decoded = torch.cat(out)
+        if not torch.isfinite(decoded).all():
+            raise BitstreamError(f"{self.name} file decodes to non-finite values")
         meta = container.signal_meta()
-        meta["shape"] = [stop - start, *meta["shape"][1:]]
-        return meta_to_signal(meta, torch.cat(out).clamp(0, 1))
+        meta["shape"] = [stop - start, channels, height, width]
+        return meta_to_signal(meta, decoded.clamp(0, 1))
 
-    def _unpack_model(self, c: Container):
-        h = c.header
-        try:
-            num_frames, size, wbits = int(h["frames"]), [int(v) for v in h["size"]], int(h["wbits"])
-            arch = h["arch"]
-        except (KeyError, TypeError, ValueError) as e:
-            raise BitstreamError(f"{self.name} header is missing or has a malformed field: {e}") from None
-        if c.modality != "video" or len(c.shape) != 4 or c.shape[0] != num_frames or c.shape[2:] != size:
-            raise BitstreamError(f"{self.name} header disagrees with the container shape {c.shape}")
-        if not isinstance(arch, dict) or arch.get("name") != self.model_cls.name:
-            raise BitstreamError(f"{self.name} file describes a {arch!r} network")
-        if not 2 <= wbits <= 16:
-            raise BitstreamError(f"weight bit depth {wbits} is outside 2..16")
-        try:
-            with torch.device("meta"):
-                count = field_from_config(arch).parameter_count(0)
-            if count > MAX_DECODER_PARAMS:
-                raise BitstreamError(f"the network has {count} parameters, over the limit {MAX_DECODER_PARAMS}")
-            model = field_from_config(arch).eval()
-        except (InputError, TypeError, ValueError, RuntimeError) as e:
-            raise BitstreamError(f"{self.name} file has an invalid architecture: {e}") from None
-        if model.frame_size[0] < size[0] or model.frame_size[1] < size[1] or model.out_channels != c.shape[1]:
-            raise BitstreamError(f"network frame size {model.frame_size} cannot cover the clip {c.shape}")
+    def _rebuild(self, c: Container) -> tuple[FrameDecoder, torch.Tensor | None]:
+        """The network and embeddings a file describes, each header value checked first."""
+        num_frames, channels, height, width = c.shape
+        config = self._config(c.header.get("arch"), channels, height, width)
+        with _as_bitstream_error(f"{self.name} file has an invalid architecture"), torch.device("meta"):
+            probe = self.model_cls(config)  # shapes only: nothing is allocated
+        per_frame = math.prod(probe.embedding_shape()) if probe.uses_embeddings else 0
+        count = sum(p.numel() for p in probe.parameters()) + num_frames * per_frame
+        if count > MAX_PARAMETERS:
+            raise BitstreamError(
+                f"{self.name} file describes a network of {count} parameters, over the limit of {MAX_PARAMETERS}"
+            )
+        with _as_bitstream_error(f"{self.name} file's network cannot run"), torch.device("meta"):
+            blank = torch.zeros(1, channels, config.height, config.width)
+            shape = tuple(probe(probe.frame_inputs(blank, torch.zeros(1), 1)).shape)
+            activations = probe.activation_elements(1)
+        if shape != (1, channels, config.height, config.width):
+            raise BitstreamError(f"{self.name} file's network makes {shape} frames, not {channels}×{height}×{width}")
+        if 4 * activations > max_bytes():
+            raise BitstreamError(
+                f"{self.name} file's network needs {4 * activations} bytes of activations per frame, "
+                f"over the {max_bytes()} allowed (INRKIT_MAX_BYTES)"
+            )
 
-        named = [(n, p) for n, p in model.named_parameters() if not n.startswith("encoder.")]
-        total = sum(p.numel() for _, p in named)
-        rows = sum(p.shape[0] if p.ndim > 1 else 1 for _, p in named)
-        q = decode_integers(c.section("weights"), total)
-        steps = _floats(c.section("wscale"), rows, "wscale", "<f2")
-        state, pos, row = {}, 0, 0
-        for n, p in named:
-            r = p.shape[0] if p.ndim > 1 else 1
-            state[n] = dequantize_symmetric(q[pos : pos + p.numel()], steps[row : row + r], tuple(p.shape))
-            pos, row = pos + p.numel(), row + r
-        model.load_state_dict(state, strict=False)
-
+        model = self.model_cls(config).eval()
+        view = decoder_view(model)
+        spec = spec_of(view)
+        if model.uses_embeddings:
+            embed_dim, *grid = model.embedding_shape()
+            spec.append((EMBEDDINGS, (embed_dim, num_frames, *grid)))
+        qts = deserialize_quantized(c.header.get("q"), c.sections, spec)
         embeddings = None
         if model.uses_embeddings:
-            shape = (num_frames, *model.embedding_shape())
-            ebits = int(h.get("ebits", 0))
-            if not 2 <= ebits <= 16:
-                raise BitstreamError(f"embedding bit depth {ebits} is outside 2..16")
-            eq = decode_integers(c.section("embed"), math.prod(shape))
-            params = _floats(c.section("escale"), 2 * shape[1], "escale", "<f4").reshape(shape[1], 2)
-            embeddings = dequantize_minmax(eq, params, shape, axis=1)
-        return model, num_frames, size, embeddings
+            centre = _floats(c.section(CENTRE_SECTION), embed_dim, CENTRE_SECTION)
+            embeddings = dequantize_embeddings(centre, qts.pop())
+        load_quantized_state(view, qts)
+        return model, embeddings
+
+    def _config(self, arch: Any, channels: int, height: int, width: int):
+        """The architecture config from a header, every value type-checked and bounded
+        (``type(v) is int``: JSON ``true`` is an int to Python)."""
+        cls = self.model_cls
+        if not isinstance(arch, dict) or arch.get("name") != cls.name or not isinstance(arch.get("config"), dict):
+            raise BitstreamError(f"{self.name} file describes {arch!r}, not a {cls.name} network")
+        values = arch["config"]
+        hints = typing.get_type_hints(cls.Config)
+        required = {f.name for f in dataclasses.fields(cls.Config) if f.default is dataclasses.MISSING}
+        unknown, missing = sorted(set(values) - set(hints)), sorted(required - set(values))
+        if unknown or missing:
+            raise BitstreamError(f"{self.name} architecture has unknown fields {unknown} or lacks {missing}")
+        for key, value in values.items():
+            if not _valid(hints[key], key, value):
+                raise BitstreamError(f"{self.name} architecture field {key!r} has an invalid value {value!r}")
+        expected = {"height": height + -height % PAD, "width": width + -width % PAD, "channels": channels}
+        for key, value in expected.items():
+            if values.get(key) != value:
+                raise BitstreamError(
+                    f"{self.name} architecture has {key} {values.get(key)!r}, the clip of shape "
+                    f"{[channels, height, width]} needs {value}"
+                )
+        return cls.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
-def _floats(raw: bytes, count: int, what: str, dtype: str) -> np.ndarray:
-    size = np.dtype(dtype).itemsize
-    if len(raw) != size * count:
-        raise BitstreamError(f"section {what!r} has {len(raw)} bytes, expected {size * count}")
-    values = np.frombuffer(raw, dtype=dtype).astype(np.float32)
+@contextlib.contextmanager
+def _as_bitstream_error(what: str):
+    """Turn the errors that building or running a network from bad values raises into BitstreamError."""
+    try:
+        yield
+    except BitstreamError:
+        raise
+    except (ArithmeticError, IndexError, InputError, RuntimeError, TypeError, ValueError) as e:
+        raise BitstreamError(f"{what}: {e}") from None
+
+
+def _valid(hint: Any, key: str, value: Any) -> bool:
+    if hint is int:
+        return type(value) is int and 1 <= value <= _INT_BOUNDS.get(key, MAX_CONFIG_INT)
+    if hint is float:
+        lo, hi = _FLOAT_BOUNDS.get(key, MAX_CONFIG_FLOAT)
+        return type(value) in (int, float) and math.isfinite(value) and lo <= value <= hi
+    if hint == (tuple[int, ...] | None):
+        return value is None or (
+            type(value) is list
+            and len(value) <= MAX_STAGES
+            and all(type(v) is int and 1 <= v <= MAX_STRIDE for v in value)
+        )
+    raise TypeError(f"no header check for an architecture field of type {hint}")
+
+
+def _floats(raw: bytes, count: int, what: str) -> np.ndarray:
+    if len(raw) != 4 * count:
+        raise BitstreamError(f"section {what!r} has {len(raw)} bytes, expected {4 * count}")
+    values = np.frombuffer(raw, dtype="<f4").astype(np.float32)
     if not np.isfinite(values).all():
         raise BitstreamError(f"section {what!r} holds non-finite numbers")
     return values
@@ -360,4 +507,17 @@ class NeRVPlusPlusCodec(VideoINRCodec):
     model_cls = NeRVPlusPlus
 
 
-__all__ = ["EncodeReport", "HNeRVCodec", "NeRVCodec", "NeRVPlusPlusCodec", "VideoINRCodec"]
+__all__ = [
+    "EncodeReport",
+    "HNeRVCodec",
+    "NeRVCodec",
+    "NeRVPlusPlusCodec",
+    "VideoINRCodec",
+    "clip_mse",
+    "decoder_view",
+    "dequantize_embeddings",
+    "finetune_pruned",
+    "frame_embeddings",
+    "prune",
+    "quantize_embeddings",
+]

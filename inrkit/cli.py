@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="fit, encode and decode the bundled sample photograph")
     demo.add_argument("--out", default="inrkit-demo", help="folder for the outputs")
     demo.add_argument("--codec", default="hashgrid")
-    demo.add_argument("--time", type=_positive(float), default=None, help="encoding time budget (s)")
+    demo.add_argument("--time", type=_positive(float), default=90.0, help="encoding time budget (s)")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
 

@@ -65,6 +65,9 @@ FIELDS: Registry = Registry(
         "inrkit.inr.polyinr",
         "inrkit.inr.fourier",
         "inrkit.inr.hashgrid",
+        "inrkit.inr.nerv",
+        "inrkit.inr.hnerv",
+        "inrkit.inr.nervpp",
     ),
 )
 
@@ -74,6 +77,9 @@ CODECS: Registry = Registry(
         "inrkit.codecs.inr_image",
         "inrkit.codecs.classical",
         "inrkit.codecs.shacira",
+        "inrkit.codecs.video_inr",
+        "inrkit.codecs.audio_inr",
+        "inrkit.codecs.rvqgan",
     ),
 )
 

@@ -12,9 +12,10 @@ from inrkit.codecs.container import pack, unpack
 from inrkit.datasets import load_sample_image
 from inrkit.eval.metrics import image_metrics
 
-# PSNR floors after 80 fitting steps at 6 bpp on the 48×48 crop, about 2 dB under
-# what was measured (27.9, 15.6, 22.4, 17.2, 14.5 dB): a regression detector, not a ranking.
-FLOORS = {"siren": 25.0, "spder": 13.5, "polyinr": 20.0, "fourier": 15.0, "hashgrid": 12.5}
+# PSNR floors after 150 fitting steps at 6 bpp on the 48×48 crop, about 2 dB under
+# what was measured (29.3, 20.7, 24.6, 15.9, 20.4 dB); the crop's mean colour alone
+# scores 11.9 dB. A regression detector, not a ranking.
+FLOORS = {"siren": 27.0, "spder": 18.5, "polyinr": 22.5, "fourier": 14.0, "hashgrid": 18.0}
 BACKBONES = tuple(FLOORS)
 
 
@@ -42,7 +43,7 @@ def test_siren_round_trip_reaches_psnr_floor_and_rate(crop, siren_file):
 
 @pytest.mark.parametrize("name", BACKBONES)
 def test_every_backbone_codec_round_trips_near_its_target(crop, name):
-    data = api.encode(crop, name, bpp=6.0, steps=80, seed=1)
+    data = api.encode(crop, name, bpp=6.0, steps=150, seed=1)
     decoded = api.decode(data)
     assert decoded.data.shape == crop.data.shape
     assert 8 * len(data) / crop.num_samples == pytest.approx(6.0, rel=0.10)

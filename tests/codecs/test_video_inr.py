@@ -1,15 +1,31 @@
 """The "nerv", "hnerv" and "nervpp" video codecs: round trip, rate, frame ranges, bad input."""
 
 import math
+import random
 
 import pytest
 import torch
 
+from inrkit.codecs import video_inr
 from inrkit.codecs.base import EncodeOptions, Rate
 from inrkit.codecs.container import Container, pack, unpack
+from inrkit.codecs.quantize import deserialize_quantized, spec_of
+from inrkit.codecs.video_inr import (
+    clip_mse,
+    decoder_view,
+    dequantize_embeddings,
+    finetune_pruned,
+    prune,
+    quantize_embeddings,
+)
 from inrkit.datasets.signal import Signal
 from inrkit.errors import BitstreamError, InputError
-from inrkit.registry import CODECS
+from inrkit.inr import field_from_config
+from inrkit.inr.hnerv import HNeRV
+from inrkit.inr.nerv import NeRV
+from inrkit.inr.nervpp import NeRVPlusPlus
+from inrkit.inr.video_fit import VideoFitConfig, fit_frames
+from inrkit.registry import CODECS, FIELDS
 
 EPOCHS = 60
 SMALL = {  # tiny architectures so that a 4-frame 32×64 clip trains in seconds
@@ -80,28 +96,147 @@ def test_bad_frame_range(encoded):
             codec.decode(data, frames=frames)
 
 
+def repack(data: bytes, header=None, sections=None) -> bytes:
+    """``data`` with its header and/or sections replaced (a valid container, CRC included)."""
+    c = unpack(data)
+    return pack(Container(c.codec, c.codec_version, c.modality, c.shape, header or c.header, sections or c.sections))
+
+
+def with_arch(data: bytes, **changes) -> bytes:
+    header = unpack(data).header
+    arch = {**header["arch"], "config": {**header["arch"]["config"], **changes}}
+    return repack(data, {**header, "arch": arch})
+
+
 def test_corrupt_or_foreign_files_are_bitstream_errors(encoded):
     codec, _, data = encoded
     with pytest.raises(BitstreamError):
         codec.decode(data[:-10])
-    c = unpack(data)
     other = "hnerv" if codec.name != "hnerv" else "nerv"
     with pytest.raises(BitstreamError):
         CODECS.get(other)().decode(data)
+    c = unpack(data)
     for mutate in (
         lambda h: h.pop("arch"),
-        lambda h: h.__setitem__("wbits", 40),
-        lambda h: h["arch"]["config"].__setitem__("fc_dim", 10**6),
+        lambda h: h.pop("q"),
+        lambda h: h.__setitem__("arch", [h["arch"]]),
+        lambda h: h["q"].__setitem__("b", 40),
+        lambda h: h["q"].__setitem__("b", True),
+        lambda h: h["arch"].__setitem__("name", "siren"),
+        lambda h: h["arch"]["config"].pop("height"),
         lambda h: h["arch"]["config"].__setitem__("bogus", 1),
     ):
-        header = {**c.header, "arch": {**c.header["arch"], "config": dict(c.header["arch"]["config"])}}
+        header = {**c.header, "q": dict(c.header["q"]),
+                  "arch": {**c.header["arch"], "config": dict(c.header["arch"]["config"])}}
         mutate(header)
-        bad = pack(Container(c.codec, c.codec_version, c.modality, c.shape, header, c.sections))
         with pytest.raises(BitstreamError):
-            codec.decode(bad)
-    truncated = dict(c.sections, wscale=c.sections["wscale"][:-2])
+            codec.decode(repack(data, header))
+    for name, payload in c.sections.items():
+        for bad in (payload[:-2], payload + b"\0\0", b""):
+            with pytest.raises(BitstreamError):
+                codec.decode(repack(data, sections={**c.sections, name: bad}))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"fc_dim": True},  # JSON true is an int to Python
+        {"fc_dim": 2.0},
+        {"fc_dim": -3},
+        {"fc_dim": "8"},
+        {"fc_dim": 10**6},
+        {"fc_dim": 2**70},
+        {"lower_width": 60_000},  # ~10^11 parameters: refused before anything is allocated
+        {"strides": [True, 2]},
+        {"strides": [4, 2.0]},
+        {"strides": [1] * 40},
+        {"strides": 8},
+        {"strides": [3, 3]},  # does not divide the frame size
+        {"height": 1 << 20},
+        {"height": 64},  # disagrees with the clip's 32 rows
+        {"channels": 1},
+        {"reduce": 0},
+        {"reduce": 1e300},
+        {"fc_dim": None},
+    ],
+)
+def test_hostile_architectures_are_bitstream_errors(encoded, changes):
+    codec, _, data = encoded
     with pytest.raises(BitstreamError):
-        codec.decode(pack(Container(c.codec, c.codec_version, c.modality, c.shape, c.header, truncated)))
+        codec.decode(with_arch(data, **changes))
+
+
+def test_random_header_values_never_escape_as_other_errors(encoded):
+    codec, _, data = encoded
+    config = unpack(data).header["arch"]["config"]
+    values = [True, False, None, -1, 0, 1, 3, 2.5, 1e30, 2**63, "x", [], [2], {}, [4, 2, 2]]
+    rng = random.Random(0)
+    for _ in range(40):
+        changes = {key: rng.choice(values) for key in rng.sample(sorted(config), 2)}
+        try:
+            codec.decode(with_arch(data, **changes))
+        except BitstreamError:
+            pass
+
+
+def test_decode_limits_come_from_the_environment(encoded, monkeypatch):
+    codec, _, data = encoded
+    monkeypatch.setenv("INRKIT_MAX_PIXELS", "1000")
+    with pytest.raises(BitstreamError, match="pixels"):
+        codec.decode(data)
+    monkeypatch.delenv("INRKIT_MAX_PIXELS")
+    monkeypatch.setenv("INRKIT_MAX_BYTES", "50K")  # the 90 KB clip does not fit
+    with pytest.raises(BitstreamError, match="frames="):
+        codec.decode(data)
+    monkeypatch.setenv("INRKIT_MAX_BYTES", "100K")  # the clip fits, the network's activations do not
+    with pytest.raises(BitstreamError, match="activations"):
+        codec.decode(data)
+
+
+def test_frame_decoders_are_registered_fields():
+    assert (FIELDS.get("nerv"), FIELDS.get("hnerv"), FIELDS.get("nervpp")) == (NeRV, HNeRV, NeRVPlusPlus)
+
+
+def test_pruned_rung_holds_its_zeros_through_the_file(monkeypatch):
+    """A rung with pruning: the stored body weights keep the pruned fraction of exact zeros
+    (fine-tuning held the mask) and the clip still decodes well."""
+    monkeypatch.setattr(video_inr, "PRUNE_LADDER", ((8, 0.3),))
+    codec = CODECS.get("nerv")(lr=5e-3, prune_finetune=0.2, **SMALL["nerv"])
+    signal = clip()
+    data = codec.encode(signal, Rate(bpp=8.0), EncodeOptions(steps=EPOCHS, seed=1))
+    assert codec.last_report.prune == 0.3 and codec.last_report.finetune_epochs in (0, EPOCHS // 5)
+    assert psnr(codec.decode(data).data, signal.data) > 24
+    c = unpack(data)
+    network = decoder_view(field_from_config(c.header["arch"]))
+    stored = deserialize_quantized(c.header["q"], c.sections, spec_of(network))
+    body = [q for q in stored if len(q.shape) > 1 and not q.name.startswith("head.")]
+    assert body and all((q.symbols == 0).mean() >= 0.3 for q in body)
+
+
+def test_finetuning_holds_the_mask_and_the_parameter_order():
+    torch.manual_seed(0)
+    frames = video_inr._pad(clip().data)
+    model = NeRV(NeRV.Config(height=32, width=64, fc_dim=8, **SMALL["nerv"]))
+    fit_frames(model, frames, VideoFitConfig(epochs=40, lr=5e-3))
+    pruned, masks = prune(model, 0.5)
+    assert "head.weight" not in masks and "stem.0.weight" in masks
+    before = clip_mse(pruned, frames)
+    finetune_pruned(pruned, masks, frames, VideoFitConfig(epochs=6, lr=1e-3, warmup=0.0))
+    params = dict(pruned.named_parameters())
+    assert list(params) == [n for n, _ in model.named_parameters()]  # the order the file stores
+    assert all((params[name][~mask] == 0).all() for name, mask in masks.items())
+    assert clip_mse(pruned, frames) < before
+    assert clip_mse(model, frames) < before  # pruning cost something; the original is untouched
+
+
+def test_embedding_quantization_uses_each_channel_range():
+    torch.manual_seed(0)
+    embeddings = torch.rand(5, 4, 2, 3) * torch.tensor([0.1, 1, 10, 100]).view(1, 4, 1, 1) + 7
+    centre, q = quantize_embeddings(embeddings, 6)
+    restored = dequantize_embeddings(centre, q)
+    span = (embeddings.amax(dim=(0, 2, 3)) - embeddings.amin(dim=(0, 2, 3))).view(1, 4, 1, 1)
+    assert restored.shape == embeddings.shape
+    assert ((restored - embeddings).abs() <= span / 62 / 2 * 1.0001).all()  # half a step of the range
 
 
 def test_quality_ladder_orders_the_budget():
