@@ -248,19 +248,10 @@ def read_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> Conta
 
 
 def write_file(path: str | os.PathLike, data: bytes | Container) -> None:
-    """Write bytes (or a packed container) atomically: a temp file in the same
-    folder, then ``os.replace``, so a failure never leaves a partial file."""
-    if isinstance(data, Container):
-        data = pack(data)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"{path}: cannot write ({e.strerror or e})") from None
+    """Write bytes (or a packed container) atomically: a failure never leaves a partial file."""
+    from inrkit.datasets.files import atomic_write_bytes
+
+    atomic_write_bytes(path, pack(data) if isinstance(data, Container) else data)
 
 
 # -- parsing -------------------------------------------------------------------

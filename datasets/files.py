@@ -84,6 +84,22 @@ def atomic_output(path) -> Iterator[Path]:
             temp.unlink()
 
 
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through :func:`atomic_output`; OS failures are InputErrors."""
+    path = Path(path)
+    try:
+        with atomic_output(path) as temp:
+            temp.write_bytes(data)
+    except OSError as err:
+        raise InputError(f"{path}: cannot write ({err.strerror or err})") from None
+    return path
+
+
+def atomic_write_text(path, text: str) -> Path:
+    """UTF-8 text version of :func:`atomic_write_bytes`."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
 @contextlib.contextmanager
 def atomic_folder(path, replaceable=lambda p: False) -> Iterator[Path]:
     """Like :func:`atomic_output` for a folder of files. An existing folder is replaced

@@ -94,15 +94,10 @@ def plot_results(docs: list[dict], out_dir, reference: dict | None = None,
 
 
 def _save(figure, path: Path) -> Path:
-    import os
-    import secrets
+    from inrkit.datasets.files import atomic_output
 
-    temp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}{path.suffix}")
-    try:
+    with atomic_output(path) as temp:
         figure.savefig(temp, format=path.suffix[1:])
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
     return path
 
 

@@ -156,7 +156,8 @@ def cmd_eval(argv: list[str]) -> int:
     return eval_main(argv)
 
 
-TRAINERS = {}
+TRAINERS = {"rvqgan": "inrkit.inr.rvqgan_train"}
+"""``inrkit train NAME ...`` → the module whose ``main(argv)`` trains that model."""
 
 
 def cmd_train(argv: list[str]) -> int:
