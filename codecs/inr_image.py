@@ -145,7 +145,9 @@ class InrImageCodec(Codec):
                 continue
             if bits is None:
                 bits = min(sizes, key=lambda b: abs(math.log(sizes[b] / target_bits)))
-            data = self._finetune_and_pack(signal, field, bits)
+            # QAT gets about a tenth of the fitting steps, so it stays within the budget.
+            qat_steps = min(self.qat_steps, max(10, result.steps // 10))
+            data = self._finetune_and_pack(signal, field, bits, qat_steps)
             self.last_report.update(
                 attempt=attempt, config=_config_delta(field), params=_num_params(field),
                 fit_steps=result.steps, fit_seconds=round(result.seconds, 2),
@@ -154,12 +156,12 @@ class InrImageCodec(Codec):
             return data
         raise AssertionError("unreachable: the last attempt always returns")
 
-    def _finetune_and_pack(self, signal: Signal, field: Field, bits: int) -> bytes:
+    def _finetune_and_pack(self, signal: Signal, field: Field, bits: int, steps: int) -> bytes:
         """Quantization-aware fine-tuning at ``bits``, then the file."""
         coords = coordinate_grid(signal.grid_shape).reshape(-1, 2)
         values = signal.to_values().reshape(-1, signal.channels)
         history = quantization_aware_finetune(
-            field, coords, values, bits, steps=self.qat_steps, lr=self.qat_lr(field),
+            field, coords, values, bits, steps=steps, lr=self.qat_lr(field),
             batch_size=self.batch_size, eval_every=25,
         )
         self.last_report.update(bits=bits, psnr_quantized=round(history["psnr_ptq"], 3),
