@@ -1,0 +1,171 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from inrkit.codecs.base import EncodeOptions, Rate
+from inrkit.codecs.container import section_sizes
+from inrkit.codecs.latent_grid import LatentGrid, sga_round
+from inrkit.codecs.shacira import (
+    ShaciraCodec,
+    ShaciraConfig,
+    ShaciraModel,
+    pack_model,
+    unpack_model,
+)
+from inrkit.datasets.samples import sample_image_path
+from inrkit.datasets.signal import Signal
+from inrkit.errors import BitstreamError, InputError
+from inrkit.registry import CODECS
+
+STEPS = 150
+SMALL = dict(n_levels=6, log2_hashmap_size=8, base_resolution=4, finest_resolution=32)  # fast
+
+
+def photo_crop(h=48, w=64) -> Signal:
+    image = Image.open(sample_image_path()).convert("RGB").crop((230, 120, 230 + w, 120 + h))
+    return Signal(torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255, "image")
+
+
+def psnr(a: Signal, b: Signal) -> float:
+    return 10 * math.log10(1 / float(torch.mean((a.data - b.data) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def encoded():
+    torch.manual_seed(0)
+    signal = photo_crop()
+    data = ShaciraCodec(**SMALL).encode(signal, Rate(lmbda=1e-3), EncodeOptions(steps=STEPS, seed=1))
+    return signal, data
+
+
+def test_registered():
+    assert CODECS.get("shacira") is ShaciraCodec
+    assert set(ShaciraCodec.modalities) == {"image", "video"}
+
+
+def test_image_round_trip(encoded):
+    signal, data = encoded
+    decoded = ShaciraCodec().decode(data)
+    assert decoded.modality == "image" and decoded.data.shape == signal.data.shape
+    assert psnr(signal.quantized(), decoded) > 20  # a plain mean colour gives ~12 dB here
+    # The decoded values are 8-bit levels.
+    assert torch.equal(decoded.data, decoded.quantized().data)
+
+
+def test_encode_is_reproducible_and_decode_deterministic(encoded):
+    signal, data = encoded
+    again = ShaciraCodec(**SMALL).encode(signal, Rate(lmbda=1e-3), EncodeOptions(steps=STEPS, seed=1))
+    assert again == data
+    codec = ShaciraCodec()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = codec.decode(data).data
+        two = codec.decode(data).data
+        torch.set_num_threads(2)
+        many = codec.decode(data).data
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, two) and torch.equal(one, many)
+
+
+def test_bits_accounted_by_section(encoded):
+    _, data = encoded
+    sizes = section_sizes(data)
+    assert sum(sizes.values()) == 8 * len(data)
+    assert {"latents", "ldec", "q.steps", "q.sym", "header", "framing"} <= set(sizes)
+    assert sizes["latents"] > 0 and sizes["q.sym"] > 0
+    assert sizes["ldec"] == 8 * 4 * 2  # one shared 1×1 decoder: weight and shift
+
+
+def test_latents_survive_the_file_exactly(encoded):
+    _, data = encoded
+    model, container = unpack_model(data)
+    again = pack_model(model, ShaciraCodec().decode(data), mlp_bits=container.header["q"]["b"])
+    assert again == data  # integers, decoder and MLP all reproduce bit for bit
+
+
+@pytest.mark.slow
+def test_larger_lambda_gives_smaller_files():
+    signal = photo_crop()
+    codec = ShaciraCodec(**SMALL)
+    files = [codec.encode(signal, Rate(lmbda=lam), EncodeOptions(steps=STEPS)) for lam in (1e-4, 1e-1)]
+    latent_bits = [section_sizes(data)["latents"] for data in files]
+    assert latent_bits[1] < 0.9 * latent_bits[0]
+
+
+def test_video_round_trip():
+    frames = photo_crop(24, 32).data
+    video = Signal(torch.stack([frames.roll(2 * t, dims=2) for t in range(4)]), "video", frame_rate=25)
+    codec = ShaciraCodec(**SMALL)
+    data = codec.encode(video, Rate(quality=5), EncodeOptions(steps=60))
+    decoded = codec.decode(data)
+    assert decoded.modality == "video" and decoded.data.shape == video.data.shape
+    assert decoded.frame_rate == 25
+    assert psnr(video.quantized(), decoded) > 12
+    assert torch.equal(codec.decode(data).data, decoded.data)
+
+
+def test_sga_rounds_between_floor_and_ceil():
+    z = (torch.randn(1000) * 3).requires_grad_()
+    soft = sga_round(z, temperature=1.0)
+    assert torch.all(soft >= torch.floor(z) - 1e-6) and torch.all(soft <= torch.floor(z) + 1 + 1e-6)
+    soft.sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0
+    # Cold: almost always the nearer integer.
+    cold = sga_round(z.detach(), temperature=0.05)
+    assert float((cold - torch.round(z.detach())).abs().lt(0.05).float().mean()) > 0.9
+
+
+def test_latent_decoder_per_level_and_normalisation():
+    grid = LatentGrid(2, n_levels=4, log2_hashmap_size=8, finest_resolution=64, latent_dim=2,
+                      feature_dim=3, decoder_per_level=True)
+    grid.normalise()
+    assert torch.allclose(grid.div, grid.latents.detach().abs().amax(0))
+    table = grid.decode_table(grid.quantized_latents("round"))
+    assert table.shape == (grid.grid.num_entries, 3)
+    weight, shift = grid.export_decoder()
+    rows = grid.grid.level_slices()[2]
+    z = torch.round(grid.latents.detach())[rows]
+    torch.testing.assert_close(table[rows], z @ weight[2] + shift[2])
+    bits = grid.bits()
+    assert bits.ndim == 0 and float(bits.detach()) > 0
+
+
+def test_fast_grid_path_matches_pointwise_path():
+    model = ShaciraModel(ShaciraConfig(n_levels=6, log2_hashmap_size=9, finest_resolution=64))
+    with torch.no_grad():
+        model.grid.latents.normal_(0, 3)
+    fast = model.render((20, 30))
+    from inrkit.datasets.grids import coordinate_grid
+
+    slow = model.mlp(model.grid(coordinate_grid((20, 30)).reshape(-1, 2), model.table())).reshape(20, 30, 3)
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+
+
+def test_bad_input_and_bad_files(encoded):
+    signal, data = encoded
+    codec = ShaciraCodec()
+    audio = Signal(torch.zeros(1, 100), "audio", sample_rate=8000)
+    with pytest.raises(InputError, match="audio"):
+        codec.encode(audio, Rate(quality=3))
+    with pytest.raises(InputError, match="quality"):
+        codec.encode(signal, Rate(quality=9))
+    with pytest.raises(InputError, match="kbps"):
+        codec.encode(signal, Rate(kbps=3))
+    broken = bytearray(data)
+    broken[len(broken) // 2] ^= 0xFF
+    with pytest.raises(BitstreamError):
+        codec.decode(bytes(broken))
+    with pytest.raises(BitstreamError):
+        codec.decode(data[: len(data) // 2])
+
+
+@pytest.mark.slow
+def test_bpp_target_is_met():
+    signal = photo_crop(96, 128)  # header + MLP take ~0.6 bpp here, 150 steps reach ~1 bpp
+    data = ShaciraCodec().encode(signal, Rate(bpp=0.9), EncodeOptions(steps=150))
+    assert abs(8 * len(data) / signal.num_samples / 0.9 - 1) <= 0.10
