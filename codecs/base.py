@@ -99,15 +99,16 @@ class Codec:
             return [Rate(**{kind: round(lo * (hi / lo) ** (i / (n - 1)), 4)}) for i in range(n)]
         return [Rate(quality=q) for q in range(1, n + 1)]
 
-    def open(self, data: bytes) -> Container:
+    @classmethod
+    def open(cls, data: bytes) -> Container:
         """Parse ``data`` as a file of this codec and version, else BitstreamError."""
         container = unpack(data)
-        if container.codec != self.name:
-            raise BitstreamError(f"this is a {container.codec!r} file, not {self.name!r}")
-        if container.codec_version != self.version:
+        if container.codec != cls.name:
+            raise BitstreamError(f"this is a {container.codec!r} file, not {cls.name!r}")
+        if container.codec_version != cls.version:
             raise BitstreamError(
-                f"{self.name} file of codec version {container.codec_version}; "
-                f"this inrkit reads version {self.version}"
+                f"{cls.name} file of codec version {container.codec_version}; "
+                f"this inrkit reads version {cls.version}"
             )
         return container
 

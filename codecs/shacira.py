@@ -66,7 +66,7 @@ from inrkit.errors import BitstreamError, InputError
 from inrkit.registry import register_codec
 
 from .base import Codec, EncodeOptions, Rate
-from .container import Container, meta_to_signal, pack, read_varint, unpack, write_varint
+from .container import Container, meta_to_signal, pack, read_varint, write_varint
 from .entropy import decode_integers, encode_integers
 from .latent_grid import LatentGrid
 from .quantize import (
@@ -247,13 +247,7 @@ def pack_model(model: ShaciraModel, signal: Signal, mlp_bits: int) -> bytes:
 
 def unpack_model(data: bytes) -> tuple[ShaciraModel, Container]:
     """Rebuild the model a file describes; malformed files raise BitstreamError."""
-    container = unpack(data)
-    if container.codec != ShaciraCodec.name:
-        raise BitstreamError(f"this is a {container.codec!r} file, not 'shacira'")
-    if container.codec_version != ShaciraCodec.version:
-        raise BitstreamError(
-            f"shacira file version {container.codec_version}; this inrkit reads {ShaciraCodec.version}"
-        )
+    container = ShaciraCodec.open(data)
     arch = container.header.get("arch")
     fields = {f.name: f.type for f in dataclasses.fields(ShaciraConfig)}
     if not isinstance(arch, dict) or set(arch) != set(fields):
