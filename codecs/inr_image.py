@@ -78,6 +78,7 @@ class InrImageCodec(Codec):
     batch_size: ClassVar[int | None] = 8192  # minibatches fit faster than full batches (fit_speed)
     qat_steps: ClassVar[int] = 100
     fit_lr: ClassVar[float | None] = None  # None: the backbone's default_lr
+    lr_width_scale: ClassVar[float | None] = None  # if set, lr = min(fit_lr, lr_width_scale / width)
     preferred_bits: ClassVar[range] = range(7, 11)  # Strümpler et al.: 7–8 bits are best
 
     def __init__(self) -> None:
@@ -133,7 +134,7 @@ class InrImageCodec(Codec):
                 device=options.device,
                 progress=options.progress,
                 batch_size=self.batch_size,
-                lr=self.fit_lr,
+                lr=self.learning_rate(config),
             )
             field = result.field.cpu().eval()
             sizes = {b: 8 * len(self._pack(signal, field, b)) for b in BIT_WIDTHS}
@@ -167,6 +168,12 @@ class InrImageCodec(Codec):
         self.last_report.update(bits=bits, psnr_quantized=round(history["psnr_ptq"], 3),
                                 psnr_qat=round(history["psnr_qat"], 3))
         return self._pack(signal, field, bits)
+
+    def learning_rate(self, config: dict[str, Any]) -> float | None:
+        """Adam's rate for fitting: wider MLPs need smaller steps (see below)."""
+        if self.lr_width_scale is not None:
+            return min(self.fit_lr, self.lr_width_scale / config["width"])
+        return self.fit_lr
 
     def qat_lr(self, field: Field) -> float:
         """Fine-tuning rate: a hundredth of the backbone's fitting rate."""
@@ -315,17 +322,17 @@ def _mlp_params(n_in: int, width: int, depth: int, n_out: int) -> int:
 
 register_codec("hashgrid")(HashGridImageCodec)
 # Small networks fitted for compression want a larger step than the papers' 1e-4
-# for width-256 SIRENs. Measured on a 48×48 crop, 300 steps, width 24: SIREN
-# 12.2 / 33.4 / 36.8 dB at lr 1e-4 / 1e-3 / 3e-3; SPDER 13.2 / 26.9 / 30.7;
-# Fourier features 14.3 dB at 1e-3, 28.9 at 1e-2; Poly-INR 25.9 at its default
-# 1e-2. On the 256×256 crop of benchmarks/fit_speed.py SPDER diverges at 2e-3 and
-# SIREN at 5e-3, so the rates below are those of its 8k recipes.
+# for width-256 SIRENs, and wider ones a smaller step. The rates follow the
+# recipes measured in benchmarks/fit_speed.py (256×256 crop of kodim07): SIREN
+# 2e-3 at width 50 and 5e-4 at width 144, SPDER 1e-3 and 5e-4, Fourier features
+# 3e-3 at width 32 and 1e-3 at 128, Poly-INR 1e-2 throughout; at a fixed 2e-3
+# on kodim07, SPDER diverged to ~15 dB at 0.5 and 1 bpp.
 # SPDER's sin(z)·√|z| amplifies weight errors: a fitted 48×48 SPDER at 21.9 dB
 # falls to 13.3 / 19.8 / 21.8 dB at 8 / 10 / 12 bits, so it is quantized finer.
-for _name, _fixed, _lr, _bits in (
-    ("siren", {"depth": 3}, 2e-3, range(7, 11)),
-    ("spder", {"depth": 3}, 1e-3, range(10, 13)),
-    ("fourier", {"depth": 3, "num_features": 32}, 3e-3, range(7, 11)),
-    ("polyinr", {"levels": 4}, None, range(7, 11)),
+for _name, _fixed, _lr, _scale, _bits in (
+    ("siren", {"depth": 3}, 2e-3, 0.1, range(7, 11)),
+    ("spder", {"depth": 3}, 1e-3, 0.05, range(10, 13)),
+    ("fourier", {"depth": 3, "num_features": 32}, 3e-3, 0.1, range(7, 11)),
+    ("polyinr", {"levels": 4}, None, None, range(7, 11)),
 ):
-    _register(_name, fixed_config=_fixed, fit_lr=_lr, preferred_bits=_bits)
+    _register(_name, fixed_config=_fixed, fit_lr=_lr, lr_width_scale=_scale, preferred_bits=_bits)
