@@ -25,17 +25,15 @@ quadratic that ignores biases, the head and the ``lower_width`` floor).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inrkit.errors import InputError
 from inrkit.registry import register_field
 
-from .nerv import FrameDecoder, UpBlock, choose_strides, output_activation, stage_widths
+from .nerv import FrameDecoder, UpBlock, base_grid, output_activation, stage_widths, with_strides
 
 
 class ChannelsFirstLayerNorm(nn.Module):
@@ -120,16 +118,9 @@ class HNeRV(FrameDecoder):
         lower_width: int = 12
 
     def __init__(self, config: Config):
-        if config.strides is None:
-            config = replace(config, strides=choose_strides(config.height, config.width, 2))
-        config = replace(config, strides=tuple(int(s) for s in config.strides))
+        config = with_strides(config, min_grid=2)
         super().__init__(config)
-        stride = math.prod(config.strides)
-        if config.height % stride or config.width % stride:
-            raise InputError(
-                f"frame size {config.height}×{config.width} is not a multiple of the total stride {stride}"
-            )
-        self.grid = (config.height // stride, config.width // stride)
+        self.grid = base_grid(config)
         self.encoder = ConvNeXtEncoder(config.strides, config.encoder_dim, config.embed_dim, config.channels)
         widths = stage_widths(config.fc_dim, len(config.strides), config.reduce, config.lower_width)
         self.stem = nn.Sequential(nn.Conv2d(config.embed_dim, config.fc_dim, 1), nn.GELU())

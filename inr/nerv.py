@@ -232,6 +232,23 @@ def width_for_budget(
 # -- NeRV ---------------------------------------------------------------------
 
 
+def with_strides(config, min_grid: int):
+    """``config`` with its upsampling strides chosen (when unset) and made a tuple of ints."""
+    if config.strides is None:
+        config = replace(config, strides=choose_strides(config.height, config.width, min_grid))
+    return replace(config, strides=tuple(int(s) for s in config.strides))
+
+
+def base_grid(config) -> tuple[int, int]:
+    """The feature-map size the blocks start from: the frame size over the total stride."""
+    stride = math.prod(config.strides)
+    if config.height % stride or config.width % stride:
+        raise InputError(
+            f"frame size {config.height}×{config.width} is not a multiple of the total stride {stride}"
+        )
+    return config.height // stride, config.width // stride
+
+
 @register_field("nerv")
 class NeRV(FrameDecoder):
     """Frame index → positional encoding → linear stem → NeRV blocks → RGB."""
@@ -252,16 +269,9 @@ class NeRV(FrameDecoder):
         lower_width: int = 12
 
     def __init__(self, config: Config):
-        if config.strides is None:
-            config = replace(config, strides=choose_strides(config.height, config.width, 8))
-        config = replace(config, strides=tuple(int(s) for s in config.strides))
+        config = with_strides(config, min_grid=8)
         super().__init__(config)
-        stride = math.prod(config.strides)
-        if config.height % stride or config.width % stride:
-            raise InputError(
-                f"frame size {config.height}×{config.width} is not a multiple of the total stride {stride}"
-            )
-        self.grid = (config.height // stride, config.width // stride)
+        self.grid = base_grid(config)
         widths = stage_widths(config.fc_dim, len(config.strides), config.reduce, config.lower_width)
         self.stem = nn.Sequential(
             nn.Linear(2 * config.pe_levels, config.fc_dim * math.prod(self.grid)), nn.GELU()
