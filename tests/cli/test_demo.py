@@ -9,7 +9,7 @@ MEAN_COLOUR_PSNR = 10.7  # the photo replaced by its mean colour, measured
 
 
 def test_demo_writes_the_file_and_the_reconstruction(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--time", "4"]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--time", "10"]) == 0
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if line.startswith("hashgrid:"))
     bpp = float(re.search(r"([\d.]+) bpp", line).group(1))
