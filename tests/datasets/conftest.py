@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+
 from inrkit.datasets import Signal, load_sample_image
 
 

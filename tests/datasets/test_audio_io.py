@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from inrkit.datasets import load, save
 
 from inrkit import InputError
+from inrkit.datasets import load, save
 
 
 def _snr(reference: torch.Tensor, estimate: torch.Tensor) -> float:

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 import torch
-from inrkit.datasets import Signal, load, load_sample_image, sample_image_path, save
 from PIL import Image
 
 from inrkit import InputError
+from inrkit.datasets import Signal, load, load_sample_image, sample_image_path, save
 
 
 def _image(channels: int, bit_depth: int = 8, height: int = 12, width: int = 20) -> Signal:

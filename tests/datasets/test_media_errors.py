@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from inrkit.datasets import Signal, load, save
-from inrkit.datasets.image import read_image
-from inrkit.datasets.limits import DEFAULT_MAX_PIXELS, max_bytes, max_pixels
 from PIL import Image
 
 from inrkit import InputError
+from inrkit.datasets import Signal, load, save
+from inrkit.datasets.image import read_image
+from inrkit.datasets.limits import DEFAULT_MAX_PIXELS, max_bytes, max_pixels
 
 
 def test_missing_file(tmp_path):

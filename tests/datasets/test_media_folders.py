@@ -1,8 +1,8 @@
 import pytest
-from inrkit.datasets import list_media
 from PIL import Image
 
 from inrkit import InputError
+from inrkit.datasets import list_media
 
 
 def _touch(root, *names):

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 import torch
-from inrkit.datasets import Signal, load, save
 from PIL import Image
 
 from inrkit import InputError
+from inrkit.datasets import Signal, load, save
 
 
 @pytest.fixture(scope="module")
