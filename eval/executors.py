@@ -37,6 +37,17 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _fill(pending: dict, tasks: Iterator[Task], submit: Callable, window: int) -> None:
+    """Submit tasks until ``window`` are in flight or none are left; ``pending``
+    maps each submitted handle (future or Ray reference) to its task's key."""
+    while len(pending) < window:
+        try:
+            key, args = next(tasks)
+        except StopIteration:
+            return
+        pending[submit(*args)] = key
+
+
 class SerialExecutor:
     """Run items one after another in this process."""
 
@@ -67,14 +78,10 @@ class PoolExecutor:
     def run(self, fn: Callable, tasks: Iterable[Task]) -> Iterator[tuple[str, object]]:
         tasks = iter(tasks)
         pending: dict = {}
+        window = 2 * self.jobs
 
         def refill() -> None:
-            while len(pending) < 2 * self.jobs:
-                try:
-                    key, args = next(tasks)
-                except StopIteration:
-                    return
-                pending[self._pool.submit(fn, *args)] = key
+            _fill(pending, tasks, lambda *args: self._pool.submit(fn, *args), window)
 
         refill()
         while pending:
@@ -118,14 +125,10 @@ class RayExecutor:
         ray = self._ray
         tasks = iter(tasks)
         pending: dict = {}
+        window = 2 * self.jobs
 
         def refill() -> None:
-            while len(pending) < 2 * self.jobs:
-                try:
-                    key, args = next(tasks)
-                except StopIteration:
-                    return
-                pending[self._remote.remote(fn, 1, *args)] = key
+            _fill(pending, tasks, lambda *args: self._remote.remote(fn, 1, *args), window)
 
         refill()
         try:
