@@ -292,9 +292,10 @@ def _per_tensor(value, n: int, key: str) -> list[int]:
 
 
 def _psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
-    """PSNR of values in [-1, 1] (peak-to-peak 2), equal to PSNR of the [0, 1] signal."""
-    mse = torch.mean((pred.clamp(-1, 1) - target) ** 2).item()
-    return float("inf") if mse == 0 else 10 * math.log10(4.0 / mse)
+    """PSNR of values in the fitting range [-1, 1], equal to PSNR of the [0, 1] signal."""
+    from inrkit.inr.fit import psnr_from_mse
+
+    return psnr_from_mse(torch.mean((pred.clamp(-1, 1) - target) ** 2).item())
 
 
 def _quantized_params(module: nn.Module, bits: BitsArg, per_channel: bool) -> dict[str, torch.Tensor]:
