@@ -63,6 +63,7 @@ __all__ = [
     "meta_to_signal",
     "pack",
     "read_file",
+    "read_file_bytes",
     "section_sizes",
     "signal_meta",
     "unpack",
@@ -228,6 +229,11 @@ def section_sizes(data: bytes) -> dict[str, int]:
 
 def read_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> Container:
     """Read and :func:`unpack` a ``.inrk`` file; the size is checked before reading."""
+    return read_file_bytes(path, max_bytes)[1]
+
+
+def read_file_bytes(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> tuple[bytes, Container]:
+    """Like :func:`read_file`, and also the file's bytes (one read serves both)."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -242,7 +248,7 @@ def read_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> Conta
     with open(path, "rb") as f:
         data = f.read(max_bytes + 1)
     try:
-        return unpack(data)
+        return data, unpack(data)
     except BitstreamError as e:
         raise BitstreamError(f"{path}: {e}") from None
 

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .container import read_file, section_sizes
+from .container import read_file_bytes, section_sizes
 
 
 def describe(path: str | Path) -> dict[str, Any]:
@@ -16,8 +16,7 @@ def describe(path: str | Path) -> dict[str, Any]:
     pixels × frames) or, for audio, by the duration in kilobits per second.
     """
     path = Path(path)
-    container = read_file(path)
-    data = path.read_bytes()
+    data, container = read_file_bytes(path)
     meta = container.signal_meta()
     shape = [int(v) for v in container.shape]
     bits = 8 * len(data)

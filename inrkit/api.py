@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from inrkit.codecs.base import EncodeOptions, Rate
-from inrkit.codecs.container import read_file, unpack, write_file
+from inrkit.codecs.container import read_file_bytes, unpack, write_file
 from inrkit.datasets import io as media
 from inrkit.datasets.signal import Signal
 from inrkit.errors import BitstreamError, InputError
@@ -97,8 +97,7 @@ def decode(data: bytes | str | os.PathLike, *, model: str | None = None, **optio
         data = bytes(data)
         container = unpack(data)
     else:
-        container = read_file(data)
-        data = Path(data).read_bytes()
+        data, container = read_file_bytes(data)
     if container.codec not in CODECS:
         raise BitstreamError(
             f"the file was written by codec {container.codec!r}, which this inrkit does not have "
