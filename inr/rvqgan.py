@@ -27,22 +27,15 @@ identified by :func:`tensor_hash`, a SHA-256 of the tensors alone.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from inrkit.errors import ModelError
+from inrkit import model_files
 
 from .rvq import ResidualVectorQuantize, RVQOutput, wn_conv1d
 
@@ -241,73 +234,15 @@ def resample(audio: torch.Tensor, from_rate: int, to_rate: int) -> torch.Tensor:
 # -- model files ---------------------------------------------------------------
 
 
-def tensor_hash(tensors: dict[str, torch.Tensor]) -> str:
-    """SHA-256 (hex) over the tensors alone, in name order: name, dtype, shape, bytes.
-
-    Metadata (config notes, training logs) does not change it; any weight does."""
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        t = tensors[name].detach().cpu().contiguous()
-        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
-
-
-def config_to_json(config: RVQGANConfig) -> str:
-    return json.dumps(dataclasses.asdict(config), sort_keys=True)
-
-
 def save_model(
     model: RVQGAN, path: str | os.PathLike, metadata: dict[str, str] | None = None
 ) -> str:
     """Write ``model`` to a safetensors file (config as JSON metadata) atomically.
-    Returns the :func:`tensor_hash` of what was written."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = {"format": MODEL_FORMAT, "config": config_to_json(model.config), **(metadata or {})}
-    atomic_save_file(tensors, path, meta)
-    return tensor_hash(tensors)
-
-
-def atomic_save_file(tensors: dict[str, torch.Tensor], path, metadata: dict[str, str]) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    Returns the :func:`~inrkit.model_files.tensor_hash` of what was written."""
+    return model_files.save_model(model, path, MODEL_FORMAT, metadata)
 
 
 def load_model(path: str | os.PathLike) -> tuple[RVQGAN, str]:
     """Load a model file written by :func:`save_model`; returns ``(model in eval mode, hash)``.
     Raises :class:`inrkit.ModelError` if the file is missing, unreadable or not an RVQGAN."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"RVQGAN model file {str(path)!r} not found")
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(f"{str(path)!r} is not a readable safetensors model file: {exc}") from None
-    if meta.get("format") != MODEL_FORMAT:
-        raise ModelError(
-            f"{str(path)!r}: expected an inrkit RVQGAN model (metadata format={MODEL_FORMAT!r}), "
-            f"found format={meta.get('format')!r}"
-        )
-    try:
-        config = RVQGANConfig(**json.loads(meta["config"]))
-        model = RVQGAN(config)
-        model.load_state_dict(tensors)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ModelError(
-            f"{str(path)!r}: model config and weights do not fit together: {exc}"
-        ) from None
-    return model.eval(), tensor_hash(tensors)
+    return model_files.load_model(path, MODEL_FORMAT, lambda cfg: RVQGAN(RVQGANConfig(**cfg)))

@@ -55,8 +55,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils.parametrizations import weight_norm
 
 from inrkit.errors import InputError, ModelError
+from inrkit.model_files import atomic_save_file
 
-from .rvqgan import RVQGAN, RVQGANConfig, atomic_save_file, load_model, resample, save_model
+from .rvqgan import RVQGAN, RVQGANConfig, load_model, resample, save_model
 
 # -- discriminators -------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from safetensors import safe_open
 
 from inrkit.errors import InputError, ModelError
 from inrkit.inr.rvq import ResidualVectorQuantize
-from inrkit.inr.rvqgan import RVQGAN, RVQGANConfig, load_model, save_model, snake, tensor_hash
+from inrkit.inr.rvqgan import RVQGAN, RVQGANConfig, load_model, save_model, snake
 from inrkit.inr.rvqgan_train import (
     Discriminator,
     MelLoss,
@@ -23,6 +23,7 @@ from inrkit.inr.rvqgan_train import (
     mel_filters,
     training_state_path,
 )
+from inrkit.model_files import tensor_hash
 
 TINY = dict(
     sample_rate=8000,
