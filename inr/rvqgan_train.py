@@ -56,6 +56,12 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from inrkit.errors import InputError, ModelError
 from inrkit.model_files import atomic_save_file
+from inrkit.training import (
+    init_distributed,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    training_state_path,
+)
 
 from .rvqgan import RVQGAN, RVQGANConfig, load_model, resample, save_model
 
@@ -311,36 +317,6 @@ class SegmentSampler:
 # -- checkpoints -------------------------------------------------------------------
 
 
-def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict, dict]:
-    state = opt.state_dict()
-    tensors, plain = {}, {}
-    for idx, entries in state["state"].items():
-        for key, value in entries.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"{prefix}.{idx}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                plain[f"{idx}.{key}"] = value
-    return tensors, {"param_groups": state["param_groups"], "plain": plain}
-
-
-def _unflatten_optimizer(prefix: str, tensors: dict, meta: dict) -> dict:
-    state: dict[int, dict] = {}
-    for name, value in tensors.items():
-        if name.startswith(prefix + "."):
-            idx, key = name[len(prefix) + 1 :].split(".", 1)
-            state.setdefault(int(idx), {})[key] = value
-    for name, value in meta["plain"].items():
-        idx, key = name.split(".", 1)
-        state.setdefault(int(idx), {})[key] = value
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
-def training_state_path(out: str | os.PathLike) -> Path:
-    """Where the resumable training state lives beside the model file."""
-    out = Path(out)
-    return out.with_name(out.stem + ".train.safetensors")
-
-
 @dataclass
 class TrainState:
     step: int = 0
@@ -364,7 +340,7 @@ def save_checkpoint(
     }
     opt_meta = {}
     for name, opt in (("opt_g", opt_g), ("opt_d", opt_d)):
-        t, m = _flatten_optimizer(name, opt)
+        t, m = optimizer_to_tensors(name, opt)
         tensors.update(t)
         opt_meta[name] = m
     meta = {
@@ -401,8 +377,8 @@ def load_checkpoint(out, generator, discriminator, opt_g, opt_d, sched_g, sched_
             f"cannot resume: discriminator in {str(path)!r} does not match: {exc}"
         ) from None
     opt_meta = json.loads(meta["optimizers"])
-    opt_g.load_state_dict(_unflatten_optimizer("opt_g", tensors, opt_meta["opt_g"]))
-    opt_d.load_state_dict(_unflatten_optimizer("opt_d", tensors, opt_meta["opt_d"]))
+    opt_g.load_state_dict(optimizer_from_tensors("opt_g", tensors, opt_meta["opt_g"]))
+    opt_d.load_state_dict(optimizer_from_tensors("opt_d", tensors, opt_meta["opt_d"]))
     sched = json.loads(meta["schedulers"])
     sched_g.load_state_dict(sched["sched_g"])
     sched_d.load_state_dict(sched["sched_d"])
@@ -474,22 +450,8 @@ def _rates(text: str, option: str) -> tuple[int, ...]:
     return rates
 
 
-def _init_distributed() -> tuple[int, int, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend)
-    rank = dist.get_rank()
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return rank, world, torch.device("cuda", local)
-    return rank, world, torch.device("cpu")
-
-
 def train(args: argparse.Namespace) -> TrainState:
-    rank, world, device = _init_distributed()
+    rank, world, device = init_distributed()
     try:
         return _train(args, rank, world, device)
     finally:

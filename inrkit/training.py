@@ -1,0 +1,63 @@
+"""Pieces every trainer of a shared model uses: process groups and resumable state.
+
+Trainers (``inrkit train NAME``) write the model file the codecs load and, beside
+it, a training-state file (optimizer moments, schedulers, step counters) in
+safetensors, never pickle. Multi-process training is DistributedDataParallel
+started by torchrun: gloo on CPU, nccl on CUDA.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+
+def init_distributed() -> tuple[int, int, torch.device]:
+    """``(rank, world size, device)``; joins the process group torchrun set up, if any."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    rank = dist.get_rank()
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def training_state_path(out: str | os.PathLike) -> Path:
+    """Where the resumable training state lives beside the model file ``out``."""
+    out = Path(out)
+    return out.with_name(out.stem + ".train.safetensors")
+
+
+def optimizer_to_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """Split an optimizer's state into tensors (named ``prefix.<param>.<key>``, for
+    safetensors) and the JSON-able rest (param groups and scalar entries)."""
+    state = opt.state_dict()
+    tensors, plain = {}, {}
+    for idx, entries in state["state"].items():
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{prefix}.{idx}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                plain[f"{idx}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "plain": plain}
+
+
+def optimizer_from_tensors(prefix: str, tensors: dict, meta: dict) -> dict:
+    """The inverse of :func:`optimizer_to_tensors`: a dict for ``opt.load_state_dict``."""
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith(prefix + "."):
+            idx, key = name[len(prefix) + 1 :].split(".", 1)
+            state.setdefault(int(idx), {})[key] = value
+    for name, value in meta["plain"].items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
