@@ -104,18 +104,12 @@ class HNeRV(FrameDecoder):
     uses_embeddings = True
 
     @dataclass
-    class Config:
-        height: int
-        width: int
-        fc_dim: int = 64
-        channels: int = 3
+    class Config(FrameDecoder.Config):  # strides chosen with min_grid=2
         embed_dim: int = 16
         encoder_dim: int = 64
-        strides: tuple[int, ...] | None = None  # None: choose_strides(height, width, min_grid=2)
         kernel_min: int = 1
         kernel_max: int = 5
         reduce: float = 1.2
-        lower_width: int = 12
 
     def __init__(self, config: Config):
         config = with_strides(config, min_grid=2)

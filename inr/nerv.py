@@ -133,6 +133,18 @@ class FrameDecoder(Field):
 
     uses_embeddings: ClassVar[bool] = False
 
+    @dataclass
+    class Config:
+        """What every frame decoder has: frame size, stem width, upsampling plan."""
+
+        height: int
+        width: int
+        fc_dim: int = 64
+        channels: int = 3
+        strides: tuple[int, ...] | None = None  # None: choose_strides(height, width, min_grid)
+        reduce: float = 2.0
+        lower_width: int = 12
+
     @property
     def in_dim(self) -> int:
         return 1
@@ -256,17 +268,10 @@ class NeRV(FrameDecoder):
     name = "nerv"
 
     @dataclass
-    class Config:
-        height: int
-        width: int
-        fc_dim: int = 64
-        channels: int = 3
+    class Config(FrameDecoder.Config):  # strides chosen with min_grid=8
         pe_base: float = 1.25
         pe_levels: int = 80
-        strides: tuple[int, ...] | None = None  # None: choose_strides(height, width, min_grid=8)
         kernel: int = 3
-        reduce: float = 2.0
-        lower_width: int = 12
 
     def __init__(self, config: Config):
         config = with_strides(config, min_grid=8)
