@@ -7,7 +7,8 @@ Results are CompressAI JSON files, one per codec and signal, under
 ``benchmarks/results/shacira_<signal>_<codec>.json``, and a table is printed.
 
     python benchmarks/shacira_rd.py [--codecs shacira,jpeg,webp,avif,siren,hashgrid]
-        [--points 4] [--steps N] [--threads 1] [--skip-video] [--video-codecs shacira,...]
+        [--points 4] [--qualities 3,4,6,8] [--steps N] [--threads 1] [--skip-video]
+        [--video-codecs shacira,...]
 
 Data are read from ``../shared/data`` relative to the repository, or from
 ``$INRKIT_DATA``. Timings on a shared 2-core machine are noisy.
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from inrkit.codecs.base import EncodeOptions
+from inrkit.codecs.base import EncodeOptions, Rate
 from inrkit.datasets.io import load
 from inrkit.eval.metrics import signal_metrics
 from inrkit.eval.results import make_results, metric_keys, rate_key, write_json
@@ -34,10 +35,12 @@ DATA = Path(os.environ.get("INRKIT_DATA", ROOT.parent.parent / "shared" / "data"
 OUT = ROOT / "results"
 
 
-def run_codec(name: str, signal, points: int, options: EncodeOptions) -> list[dict]:
+def run_codec(name: str, signal, points: int, options: EncodeOptions,
+              qualities: list[int] | None = None) -> list[dict]:
     codec = CODECS.get(name)()
     rows = []
-    for rate in codec.ladder(points):
+    rates = [Rate(quality=q) for q in qualities] if qualities and name == "shacira" else codec.ladder(points)
+    for rate in rates:
         start = time.perf_counter()
         data = codec.encode(signal, rate, options)
         encoding_time = time.perf_counter() - start
@@ -56,10 +59,11 @@ def run_codec(name: str, signal, points: int, options: EncodeOptions) -> list[di
     return rows
 
 
-def bench(tag: str, signal, codecs: list[str], points: int, options: EncodeOptions) -> None:
+def bench(tag: str, signal, codecs: list[str], points: int, options: EncodeOptions,
+          qualities: list[int] | None = None) -> None:
     print(f"{tag}: {signal}")
     for name in codecs:
-        rows = run_codec(name, signal, points, options)
+        rows = run_codec(name, signal, points, options, qualities)
         doc = make_results(f"{name}", f"{name} on {tag} ({signal.source}); inrkit benchmarks/shacira_rd.py",
                            rows, rate_key(signal.modality), metric_keys(signal.modality))
         write_json(OUT / f"shacira_{tag}_{name}.json", doc)
@@ -73,12 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="training steps of the learned codecs")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-video", action="store_true")
+    parser.add_argument("--qualities", default=None,
+                        help="SHACIRA image quality presets to run (e.g. 3,4,6,8) instead of its ladder")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     options = EncodeOptions(steps=args.steps)
 
     image = load(DATA / "images" / "kodim07.png")
-    bench("kodim07", image, args.codecs.split(","), args.points, options)
+    qualities = [int(q) for q in args.qualities.split(",")] if args.qualities else None
+    bench("kodim07", image, args.codecs.split(","), args.points, options, qualities)
     if not args.skip_video:
         video = load(DATA / "video" / "bigbuckbunny_132f_720p.mp4", frames=(0, 32), resize=(180, 320))
         bench("bbb32", video, args.video_codecs.split(","), args.points, options)

@@ -41,11 +41,14 @@ Departures, mostly for CPU budgets:
   2^15 and resolutions from 4 to the longest side (our choice; the paper's
   video experiments use its NeRV-style setup, which we do not reproduce).
 * Rate control: ``Rate(lmbda=λ)`` directly; ``Rate(quality=1..8)`` through a
-  λ ladder; ``Rate(bpp=b)`` by a secant search on ``log λ`` until the measured
-  file lands within ±10 % (at most :data:`MAX_TRIES` fits). The reachable
-  range is bounded: below by the header and MLP, above by how far the latents
-  can move in the step budget (λ → 0 stops adding bits); outside it the
-  closest file is returned.
+  ladder of (hash-table size, λ) for images (:data:`QUALITY_IMAGE`; the paper
+  also varies the table size along its RD curves) and of λ for video;
+  ``Rate(bpp=b)`` picks the smallest image table expected to reach ``b``, then
+  runs a secant search on ``log λ`` until the measured file lands within ±10 %
+  (at most :data:`MAX_TRIES` fits). The reachable range is bounded: below by
+  the header and MLP, above by the table size and by how far the latents can
+  move in the step budget (λ → 0 stops adding bits); outside it the closest
+  file is returned.
 """
 
 from __future__ import annotations
@@ -78,7 +81,21 @@ from .quantize import (
 )
 
 QUALITY_LAMBDA = {1: 3e-2, 2: 1e-2, 3: 4e-3, 4: 2e-3, 5: 1e-3, 6: 5e-4, 7: 2.5e-4, 8: 1e-4}
-"""The ``--quality`` ladder: λ at the start of training (the reference's Kodak run uses 1e-3)."""
+"""The video ``--quality`` ladder: λ at the start of training (the reference's Kodak run
+uses 1e-3)."""
+
+QUALITY_IMAGE = {1: (11, 3e-2), 2: (11, 4e-3), 3: (11, 1e-3), 4: (12, 1e-3),
+                 5: (13, 1e-3), 6: (13, 1e-4), 7: (14, 1e-3), 8: (14, 1e-4)}
+"""The image ``--quality`` ladder: (log2 hash-table size, λ). As in the paper's RD curves
+the table size is a rate knob beside λ: within the CPU step budget λ alone moves
+kodim07 only between 0.06 and 0.24 bpp at 2^11 entries per level (λ = 2e-5 gives no
+more than 1e-4), while 2^14 entries at λ = 1e-4 give 0.89 bpp."""
+
+MAX_RATE_COEFF = 0.89
+MAX_RATE_EXPONENT = 0.66
+"""``bpp ≈ 0.89 · (latent entries per pixel)^0.66`` at λ = 1e-4 and the default budget,
+fitted to kodim07 at tables of 2^11 and 2^14; ``Rate(bpp=b)`` uses it to choose the
+smallest table that can reach ``b`` before searching λ."""
 
 DEFAULT_STEPS = {"image": 600, "video": 600}
 MLP_BITS = range(8, 13)
@@ -328,11 +345,17 @@ class ShaciraCodec(Codec):
         self.check(signal, rate)
         if signal.modality == "image" and signal.channels not in (1, 3):
             raise InputError(f"shacira encodes gray or RGB images, got {signal.channels} channels")
-        if rate.kind != "bpp":
-            lmbda = rate.lmbda if rate.kind == "lmbda" else QUALITY_LAMBDA.get(int(rate.quality))
-            if lmbda is None:
+        if rate.kind == "lmbda":
+            return self._encode_at(signal, rate.lmbda, options, options.time_budget)[0]
+        if rate.kind == "quality":
+            q = int(rate.quality)
+            if q not in QUALITY_LAMBDA:
                 raise InputError(f"shacira quality must be 1..8, got {rate.quality}")
-            return self._encode_at(signal, lmbda, options, options.time_budget)[0]
+            if signal.modality == "video":
+                return self._encode_at(signal, QUALITY_LAMBDA[q], options, options.time_budget)[0]
+            log2_table, lmbda = QUALITY_IMAGE[q]
+            return self._encode_at(signal, lmbda, options, options.time_budget, log2_table)[0]
+        log2_table = self._table_for(signal, rate.bpp)
 
         # Secant search on log λ against log bpp, starting from the ladder's middle.
         deadline = None if options.time_budget is None else time.perf_counter() + options.time_budget
@@ -341,7 +364,7 @@ class ShaciraCodec(Codec):
         log_lmbda = math.log(QUALITY_LAMBDA[5])
         for attempt in range(MAX_TRIES):
             budget = None if deadline is None else max(1.0, (deadline - time.perf_counter()) / (MAX_TRIES - attempt))
-            data, bpp = self._encode_at(signal, math.exp(log_lmbda), options, budget)
+            data, bpp = self._encode_at(signal, math.exp(log_lmbda), options, budget, log2_table)
             tried.append((log_lmbda, math.log(bpp), data))
             if abs(math.log(bpp) - target) <= math.log(1 + RATE_TOLERANCE):
                 break
@@ -356,10 +379,25 @@ class ShaciraCodec(Codec):
             log_lmbda = tried[-1][0] + (target - tried[-1][1]) / slope
         return min(tried, key=lambda x: abs(x[1] - target))[2]
 
+    def _table_for(self, signal: Signal, bpp: float) -> int | None:
+        """The smallest image hash table (log2, 11…16) expected to reach ``bpp`` with
+        10 % to spare (see :data:`MAX_RATE_COEFF`); None (the default) for video or when
+        the table size is given explicitly."""
+        if signal.modality == "video" or "log2_hashmap_size" in self.arch:
+            return None
+        levels = self.arch.get("n_levels", ShaciraConfig.n_levels)
+        for log2_table in range(11, 17):
+            entries = levels * (1 << log2_table) / signal.num_samples
+            if MAX_RATE_COEFF * entries**MAX_RATE_EXPONENT >= 1.1 * bpp:
+                return log2_table
+        return 16
+
     def _encode_at(self, signal: Signal, lmbda: float, options: EncodeOptions,
-                   time_budget: float | None) -> tuple[bytes, float]:
-        """Train at ``λ``, pick the MLP bit width, pack; returns the file and its bpp."""
-        config = ShaciraConfig.for_signal(signal, **self.arch)
+                   time_budget: float | None, log2_table: int | None = None) -> tuple[bytes, float]:
+        """Train at ``λ`` (with ``2**log2_table`` entries per level unless the codec was
+        built with its own), pick the MLP bit width, pack; returns the file and its bpp."""
+        table = {} if log2_table is None else {"log2_hashmap_size": log2_table}
+        config = ShaciraConfig.for_signal(signal, **{**table, **self.arch})
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(options.seed)
             model = ShaciraModel(config)

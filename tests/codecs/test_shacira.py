@@ -9,6 +9,7 @@ from inrkit.codecs.base import EncodeOptions, Rate
 from inrkit.codecs.container import section_sizes
 from inrkit.codecs.latent_grid import LatentGrid, sga_round
 from inrkit.codecs.shacira import (
+    QUALITY_IMAGE,
     ShaciraCodec,
     ShaciraConfig,
     ShaciraModel,
@@ -169,3 +170,25 @@ def test_bpp_target_is_met():
     signal = photo_crop(96, 128)  # header + MLP take ~0.6 bpp here, 150 steps reach ~1 bpp
     data = ShaciraCodec().encode(signal, Rate(bpp=0.9), EncodeOptions(steps=150))
     assert abs(8 * len(data) / signal.num_samples / 0.9 - 1) <= 0.10
+
+
+def test_image_quality_ladder_grows_the_hash_table():
+    """Image qualities choose (table size, λ) from QUALITY_IMAGE; an explicit table wins."""
+    signal = photo_crop(16, 16)
+    tables = []
+    for q in (1, 8):
+        data = ShaciraCodec(n_levels=2, base_resolution=2, finest_resolution=8).encode(
+            signal, Rate(quality=q), EncodeOptions(steps=2)
+        )
+        tables.append(unpack_model(data)[0].config.log2_hashmap_size)
+    assert tables == [QUALITY_IMAGE[1][0], QUALITY_IMAGE[8][0]]
+    data = ShaciraCodec(**SMALL).encode(signal, Rate(quality=8), EncodeOptions(steps=2))
+    assert unpack_model(data)[0].config.log2_hashmap_size == SMALL["log2_hashmap_size"]
+
+
+def test_bpp_target_chooses_a_table_that_can_reach_it():
+    kodak = Signal(torch.zeros(3, 512, 768), "image")
+    codec = ShaciraCodec()
+    chosen = [codec._table_for(kodak, bpp) for bpp in (0.1, 0.25, 0.5, 1.0)]
+    assert chosen == sorted(chosen) and chosen[0] == 11 and chosen[-1] >= 14
+    assert ShaciraCodec(log2_hashmap_size=12)._table_for(kodak, 1.0) is None
