@@ -156,7 +156,11 @@ def cmd_eval(argv: list[str]) -> int:
     return eval_main(argv)
 
 
-TRAINERS = {"rvqgan": "inrkit.inr.rvqgan_train"}
+TRAINERS = {
+    "rvqgan": "inrkit.inr.rvqgan_train",
+    "vcinr": "inrkit.inr.vcinr_train",
+    "adacode": "inrkit.inr.adacode_train",
+}
 """``inrkit train NAME ...`` → the module whose ``main(argv)`` trains that model."""
 
 

@@ -80,6 +80,8 @@ CODECS: Registry = Registry(
         "inrkit.codecs.video_inr",
         "inrkit.codecs.audio_inr",
         "inrkit.codecs.rvqgan",
+        "inrkit.codecs.vcinr",
+        "inrkit.codecs.adacode",
     ),
 )
 

@@ -1,0 +1,230 @@
+"""VC-INR rate–distortion on held-out images and audio, beside classical and weight codecs.
+
+One run (1) trains an image and an audio VC-INR model on ``$INRKIT_DATA/images/train``
+and ``$INRKIT_DATA/audio/train`` within wall-clock budgets (skipped when the model
+file exists, unless ``--retrain``), (2) encodes the held-out items at every λ of the
+model, (3) encodes them with the baselines at matched rates: JPEG and WebP at VC-INR's
+measured bpp and the ``siren`` weight codec (``EncodeOptions(time_budget=--siren-time)``)
+at three of them for images; MP3 (32/48/64 kbps, its lowest rates) and ``siren-audio``
+at VC-INR's kbps for audio, and (4) writes CompressAI-style JSON per item and codec
+(``benchmarks/results/vcinr_<item>_<codec>.json``) and ``vcinr_summary.json`` (training
+time and losses, every point), and prints a table. Rates are measured file sizes;
+quality is measured on the decoded file (8-bit images, 16-bit audio).
+
+    python benchmarks/vcinr_rd.py [--modalities image,audio] [--image-time 1380] [--audio-time 1000]
+        [--retrain] [--siren-time 60] [--encode-steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from inrkit.codecs import EncodeOptions, Rate
+from inrkit.datasets import load
+from inrkit.eval.metrics import signal_metrics
+from inrkit.eval.results import make_results, write_json
+from inrkit.registry import CODECS
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+MODELS = ROOT / "benchmarks" / "models"
+ITEMS = {
+    "image": ("kodim07.png", "riaphotographs_500.png"),
+    "audio": ("speech_front_center.wav", "ambi_piano.flac"),
+}
+TRAIN_ARGS = {
+    "image": [
+        "--patch",
+        "16",
+        "--batch-size",
+        "32",
+        "--lambdas",
+        "0.001,0.004,0.016,0.064",
+        "--crops",
+        "48",
+    ],
+    "audio": [
+        "--patch",
+        "128",
+        "--batch-size",
+        "64",
+        "--lambdas",
+        "0.001,0.004,0.016,0.064",
+        "--crops",
+        "48",
+    ],
+}
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("INRKIT_DATA", ROOT.parent / "shared" / "data"))
+
+
+def model_path(modality: str) -> Path:
+    return MODELS / f"vcinr_{modality}.safetensors"
+
+
+def train(modality: str, seconds: float) -> None:
+    from inrkit.inr.vcinr_train import main as train_main
+
+    MODELS.mkdir(parents=True, exist_ok=True)
+    folder = "images" if modality == "image" else "audio"
+    train_main(["--modality", modality, "--data", str(data_root() / folder / "train"),
+                "--out", str(model_path(modality)), "--time", str(seconds), "--threads", "1",
+                "--save-every", "200", *TRAIN_ARGS[modality]])  # fmt: skip
+
+
+def training_info(path: Path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    return {"config": json.loads(meta["config"]), **json.loads(meta["training"])}
+
+
+def run_point(codec, signal, rate: Rate, options: EncodeOptions) -> dict:
+    started = time.perf_counter()
+    data = codec.encode(signal, rate, options)
+    encode_s = time.perf_counter() - started
+    started = time.perf_counter()
+    rec = codec.decode(data)
+    decode_s = time.perf_counter() - started
+    m = signal_metrics(signal, rec)
+    row = {"encoding_time": encode_s, "decoding_time": decode_s, "rate": str(rate)}
+    if signal.modality == "audio":
+        row.update(kbps=8 * len(data) / signal.duration / 1000,
+                   **{k: m[k] for k in ("psnr", "si-sdr", "mel-distance")})  # fmt: skip
+    else:
+        row.update(
+            bpp=8 * len(data) / signal.num_samples, **{k: m[k] for k in ("psnr-rgb", "ms-ssim-rgb")}
+        )
+    return row
+
+
+def _print(item: str, name: str, row: dict) -> None:
+    if "bpp" in row:
+        q = f"{row['bpp']:6.3f} bpp   PSNR {row['psnr-rgb']:6.2f} dB  MS-SSIM {row['ms-ssim-rgb']:.4f}"
+    else:
+        q = f"{row['kbps']:6.2f} kbps  SI-SDR {row['si-sdr']:7.2f} dB  PSNR {row['psnr']:6.2f} dB"
+    print(f"{item:24s} {name:12s} {q}  enc {row['encoding_time']:7.2f} s  dec {row['decoding_time']:6.2f} s",
+          flush=True)  # fmt: skip
+
+
+def _spread(values: list[float], n: int = 3) -> list[float]:
+    values = sorted(values)
+    if len(values) <= n:
+        return values
+    return [values[round(i * (len(values) - 1) / (n - 1))] for i in range(n)]
+
+
+def evaluate(modality: str, args) -> list[tuple[str, str, dict]]:
+    vcinr = CODECS.get("vcinr")(model=model_path(modality))
+    steps_opt = EncodeOptions(steps=args.encode_steps, seed=args.seed)
+    rows = []
+    for name in ITEMS[modality]:
+        signal = load(data_root() / ("images" if modality == "image" else "audio") / name)
+        stem = Path(name).stem
+        points = {"vcinr": [run_point(vcinr, signal, r, steps_opt) for r in vcinr.ladder(16)]}
+        for row in points["vcinr"]:
+            _print(stem, "vcinr", row)
+        if modality == "image":
+            rates = [row["bpp"] for row in points["vcinr"]]
+            plan = {
+                "jpeg": [Rate(bpp=b) for b in rates],
+                "webp": [Rate(bpp=b) for b in rates],
+                "siren": [Rate(bpp=b) for b in _spread(rates)],
+            }
+        else:
+            rates = [row["kbps"] for row in points["vcinr"]]
+            plan = {"mp3": [Rate(kbps=k) for k in (32, 48, 64)],
+                    "siren-audio": [Rate(kbps=k) for k in _spread(rates)]}  # fmt: skip
+        for codec_name, rate_list in plan.items():
+            codec = CODECS.get(codec_name)()
+            opts = EncodeOptions(time_budget=args.siren_time, seed=args.seed) if "siren" in codec_name \
+                else EncodeOptions(seed=args.seed)  # fmt: skip
+            points[codec_name] = []
+            for rate in rate_list:
+                row = run_point(codec, signal, rate, opts)
+                points[codec_name].append(row)
+                _print(stem, codec_name, row)
+        key = "bpp" if modality == "image" else "kbps"
+        metrics = (
+            ("psnr-rgb", "ms-ssim-rgb")
+            if modality == "image"
+            else ("si-sdr", "psnr", "mel-distance")
+        )
+        for codec_name, pts in points.items():
+            doc = make_results(codec_name, f"{codec_name} on {name} (held out from VC-INR training); "
+                               "rates measured from file sizes", pts, key, metrics)  # fmt: skip
+            write_json(RESULTS / f"vcinr_{stem}_{codec_name}.json", doc)
+            rows += [(stem, codec_name, pt) for pt in pts]
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--modalities", default="image,audio")
+    p.add_argument("--image-time", type=float, default=1380.0, help="training budget (s)")
+    p.add_argument("--audio-time", type=float, default=1000.0, help="training budget (s)")
+    p.add_argument("--retrain", action="store_true")
+    p.add_argument(
+        "--siren-time", type=float, default=60.0, help="fitting budget per weight-codec encode (s)"
+    )
+    p.add_argument(
+        "--encode-steps", type=int, default=None, help="VC-INR inner steps at encode time"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, 1 thread",
+        "data": str(data_root()),
+        "encode_steps": args.encode_steps,
+        "siren_time_budget": args.siren_time,
+    }
+    rows = []
+    for modality in args.modalities.split(","):
+        path = model_path(modality)
+        if args.retrain or not path.is_file():
+            seconds = args.image_time if modality == "image" else args.audio_time
+            print(f"training VC-INR ({modality}) for up to {seconds:.0f} s -> {path}", flush=True)
+            train(modality, seconds)
+        summary[f"{modality}_training"] = training_info(path)
+        rows += [(modality, *row) for row in evaluate(modality, args)]
+    points = [{"item": i, "codec": c, "modality": m, **pt} for m, i, c, pt in rows]
+    path = RESULTS / "vcinr_summary.json"
+    if path.is_file():  # keep the other modality's results from an earlier run
+        earlier = json.loads(path.read_text())
+        done = set(args.modalities.split(","))
+        points = [pt for pt in earlier.get("points", []) if pt.get("modality") not in done] + points
+        summary = {**earlier, **summary}
+    summary["points"] = points
+    write_json(path, summary)
+
+    for modality in args.modalities.split(","):
+        t = summary[f"{modality}_training"]
+        print(f"\nVC-INR {modality} model: trained {t['state']['seconds']:.0f} s "
+              f"(stage {t['state']['stage']}), config {t['config']}")  # fmt: skip
+    print("\n| item | codec | rate | PSNR (dB) | MS-SSIM / SI-SDR | encode (s) | decode (s) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for _, item, name, pt in rows:
+        if "bpp" in pt:
+            rate, q, extra = f"{pt['bpp']:.3f} bpp", pt["psnr-rgb"], f"{pt['ms-ssim-rgb']:.4f}"
+        else:
+            rate, q, extra = f"{pt['kbps']:.1f} kbps", pt["psnr"], f"{pt['si-sdr']:.2f} dB"
+        print(f"| {item} | {name} | {rate} | {q:.2f} | {extra} | {pt['encoding_time']:.2f} | "
+              f"{pt['decoding_time']:.3f} |")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

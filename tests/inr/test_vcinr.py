@@ -1,0 +1,295 @@
+"""VC-INR model: gating, patches, Meta-SGD inner loop, latent prior, trainer."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors import safe_open
+
+from inrkit.datasets.image import write_image
+from inrkit.datasets.samples import load_sample_image
+from inrkit.errors import InputError, ModelError
+from inrkit.inr.vcinr import (
+    VCINR,
+    GatedSiren,
+    GateNetwork,
+    LatentPrior,
+    VCINRConfig,
+    load_model,
+    save_model,
+)
+from inrkit.inr.vcinr_train import main, training_state_path
+
+TINY = dict(patch=(8, 8), width=16, depth=2, latent_dim=4, rank=2, gate_hidden=16,
+            prior_channels=8, prior_latent=6, lambdas=(0.01, 0.1))  # fmt: skip
+TINY_ARGS = [
+    "--patch", "8", "--width", "16", "--depth", "2", "--latent-dim", "4", "--rank", "2",
+    "--batch-size", "4", "--crop", "2", "--crops", "3", "--prior-batch", "2", "--points", "16",
+    "--lambdas", "0.01,0.1", "--prior-warmup", "5", "--no-progress", "--threads", "1",
+]  # fmt: skip
+
+
+def test_gates_shapes_range_and_dependence_on_phi():
+    cfg = VCINRConfig(**TINY)
+    gates = GateNetwork(cfg)
+    phi = torch.randn(5, 4)
+    g = gates(phi)
+    assert g.shape == (5, 2, 16, 16)
+    assert g.min() > 0 and g.max() < 1
+    assert not torch.allclose(g[0], g[1])  # each item its own subnetwork
+    net = GatedSiren(cfg)
+    out = net(torch.rand(64, 2) * 2 - 1, g)
+    assert out.shape == (5, 64, 3)
+    # the gate multiplies the hidden weights: all-ones gates give the plain SIREN
+    ones = net(torch.zeros(1, 2), torch.ones(1, 2, 16, 16))
+    h = torch.sin(cfg.w0 * net.first(torch.zeros(1, 2)))
+    for layer in range(2):
+        h = torch.sin(cfg.w0 * (h @ net.weight[layer].t() + net.bias[layer]))
+    assert torch.allclose(ones[0], net.last(h), atol=1e-5)
+
+
+@pytest.mark.parametrize("grid", [(19, 13), (8, 8), (3, 30)])
+def test_patches_round_trip_2d(grid):
+    model = VCINR(VCINRConfig(**TINY))
+    values = torch.rand(1, *grid, 3)
+    patches = model.to_patches(values)
+    assert patches.shape == (1, math.prod(model.patch_grid(grid)), 64, 3)
+    assert torch.equal(model.from_patches(patches, grid), values)
+    # row-major patch order, replicate padding at the far border
+    assert torch.equal(patches[0, 0].reshape(8, 8, 3)[: min(8, grid[0]), : min(8, grid[1])],
+                       values[0, :8, :8])  # fmt: skip
+
+
+def test_patches_round_trip_1d_audio_items():
+    model = VCINR(
+        VCINRConfig(
+            **{**TINY, "modality": "audio", "channels": 1, "patch": (32,), "sample_rate": 8000}
+        )
+    )
+    values = torch.rand(2, 100, 1)
+    patches = model.to_patches(values)
+    assert patches.shape == (2, 4, 32, 1)
+    assert torch.equal(patches[1, 3, 4:, 0], values[1, 99].expand(28))  # replicate pad
+    assert torch.equal(model.from_patches(patches, (100,)), values)
+    latents = model.fit(values)
+    assert latents.shape == (2, 4, 4)
+    assert model.reconstruct(latents, (100,)).shape == values.shape
+
+
+def test_config_errors():
+    with pytest.raises(InputError, match="patch"):
+        VCINRConfig(patch=(8,))
+    with pytest.raises(InputError, match="sample_rate"):
+        VCINRConfig(modality="audio", channels=1, patch=(64,))
+    with pytest.raises(InputError, match="modality"):
+        VCINRConfig(modality="video")
+
+
+def test_inner_loop_step_reduces_the_loss():
+    torch.manual_seed(0)
+    model = VCINR(VCINRConfig(**{**TINY, "inner_lr": 1e-3}))
+    img = load_sample_image((200, 200, 16, 16)).to_values()[None]
+    target = model.to_patches(img)[0]
+    losses = [model.patch_mse(model.inner_loop(target, steps), target) for steps in (0, 1, 3)]
+    assert torch.all(losses[1] < losses[0]) and torch.all(losses[2] < losses[1])
+    # the unrolled loop is differentiable in the meta-parameters (second order)
+    phi = model.inner_loop(target, create_graph=True)
+    model.patch_mse(phi, target).mean().backward()
+    assert model.inner_lr.grad is not None and model.inner_lr.grad.abs().sum() > 0
+    assert model.phi_init.grad.abs().sum() > 0 and model.net.weight.grad.abs().sum() > 0
+
+
+def test_latent_prior_bits_and_frozen_tables():
+    torch.manual_seed(0)
+    cfg = VCINRConfig(**TINY)
+    prior = LatentPrior(cfg)
+    phi = torch.randn(2, 4, 5, 3)
+    phi_hat, bits = prior(phi)
+    assert phi_hat.shape == phi.shape and bits.shape == (2,) and torch.all(bits > 0)
+    bits.sum().backward()
+    assert prior.g_a[0].weight.grad.abs().sum() > 0 and prior.h_s[0].weight.grad.abs().sum() > 0
+    assert not prior.frozen
+    prior.eval().freeze()
+    assert prior.frozen and prior.fixed_w0.dtype == torch.int64
+    assert prior.gaussian_conditional._quantized_cdf.numel() > 0
+    assert torch.equal(prior.fixed_w0, torch.round(prior.h_s[0].weight.double() * 65536).long())
+
+
+def test_model_file_round_trip_with_frozen_tables(tmp_path):
+    model = VCINR(VCINRConfig(**TINY))
+    for prior in model.priors:
+        prior.eval().freeze()
+    path = tmp_path / "m.safetensors"
+    digest = save_model(model, path)
+    loaded, digest2 = load_model(path)
+    assert digest == digest2 and loaded.config == model.config
+    assert torch.equal(loaded.priors[1].fixed_thresholds, model.priors[1].fixed_thresholds)
+    with pytest.raises(ModelError, match="not found"):
+        load_model(tmp_path / "missing.safetensors")
+
+
+# -- the trainer ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    write_image(load_sample_image((100, 100, 40, 48)), root / "a.png")
+    gray = load_sample_image((300, 200, 24, 24))
+    gray.data = gray.data.mean(0, keepdim=True)
+    write_image(gray, root / "b.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def audio_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("audio")
+    t = np.arange(4000) / 8000
+    sf.write(
+        root / "tone.wav",
+        np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.3 * np.sin(2 * np.pi * 660 * t)], 1),
+        8000,
+    )
+    return root
+
+
+def _metadata(path):
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata()
+
+
+def test_train_image_then_resume(image_dir, tmp_path):
+    out = tmp_path / "img.safetensors"
+    assert main(["--modality", "image", "--data", str(image_dir), "--out", str(out),
+                 "--steps", "3", "--prior-steps", "2", *TINY_ARGS]) == 0  # fmt: skip
+    model, _ = load_model(out)
+    assert model.config.patch == (8, 8) and model.config.lambdas == (0.01, 0.1)
+    assert all(p.frozen for p in model.priors)
+    info = json.loads(_metadata(out)["training"])
+    assert info["state"]["stage"] == "done" and training_state_path(out).is_file()
+    # resuming a finished run changes nothing
+    before = model.state_dict()["net.weight"].clone()
+    main(["--modality", "image", "--data", str(image_dir), "--out", str(out),
+          "--steps", "3", "--prior-steps", "2", "--resume", *TINY_ARGS])  # fmt: skip
+    again, _ = load_model(out)
+    assert torch.equal(again.state_dict()["net.weight"], before)
+
+
+def test_train_resume_continues_the_meta_stage(image_dir, tmp_path):
+    out = tmp_path / "r.safetensors"
+    args = [
+        "--modality",
+        "image",
+        "--data",
+        str(image_dir),
+        "--out",
+        str(out),
+        "--prior-steps",
+        "1",
+        *TINY_ARGS,
+    ]
+    main([*args, "--steps", "2", "--time", "1e-9"])  # the budget ends both stages at once
+    state = json.loads(_metadata(out)["training"])["state"]
+    assert state["stage"] == "done"
+    out2 = tmp_path / "s.safetensors"
+    args2 = [a if a != str(out) else str(out2) for a in args]
+    main([*args2, "--steps", "4", "--save-every", "2"])
+    main([*args2, "--steps", "4", "--resume"])
+    assert json.loads(_metadata(out2)["training"])["state"]["stage"] == "done"
+    with pytest.raises(ModelError, match="different config"):
+        main([*args2, "--steps", "4", "--resume", "--width", "8"])
+
+
+def test_train_audio(audio_dir, tmp_path):
+    out = tmp_path / "audio.safetensors"
+    main(["--modality", "audio", "--data", str(audio_dir), "--out", str(out), "--sample-rate", "8000",
+          "--steps", "2", "--prior-steps", "2", *TINY_ARGS])  # fmt: skip
+    model, _ = load_model(out)
+    assert (
+        model.config.patch == (8,)
+        and model.config.channels == 1
+        and model.config.sample_rate == 8000
+    )
+
+
+def test_train_argument_errors(image_dir, tmp_path):
+    with pytest.raises(InputError, match="lambdas"):
+        main(
+            [
+                "--modality",
+                "image",
+                "--data",
+                str(image_dir),
+                "--out",
+                str(tmp_path / "x"),
+                "--lambdas",
+                "a",
+            ]
+        )
+    with pytest.raises(InputError, match="steps"):
+        main(
+            [
+                "--modality",
+                "image",
+                "--data",
+                str(image_dir),
+                "--out",
+                str(tmp_path / "x"),
+                "--steps",
+                "0",
+            ]
+        )
+    with pytest.raises(InputError):
+        main(
+            [
+                "--modality",
+                "audio",
+                "--data",
+                str(image_dir),
+                "--out",
+                str(tmp_path / "x"),
+                *TINY_ARGS,
+            ]
+        )
+
+
+@pytest.mark.slow  # two interpreters + gloo
+def test_ddp_two_processes(image_dir, tmp_path):
+    out = tmp_path / "ddp.safetensors"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        "-m", "inrkit.inr.vcinr_train", "--modality", "image", "--data", str(image_dir), "--out", str(out),
+        "--steps", "2", "--prior-steps", "2", *TINY_ARGS,
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    info = json.loads(_metadata(out)["training"])
+    assert info["args"]["world_size"] == 2 and info["state"]["stage"] == "done"
+    model, _ = load_model(out)
+    assert all(p.frozen for p in model.priors)
+
+
+def test_retrain_priors_keeps_the_meta_learned_networks(image_dir, tmp_path):
+    out = tmp_path / "p.safetensors"
+    args = ["--modality", "image", "--data", str(image_dir), "--out", str(out), "--steps", "2",
+            "--prior-steps", "2", *TINY_ARGS]  # fmt: skip
+    main(args)
+    first, _ = load_model(out)
+    main([*args, "--retrain-priors", "--lambdas", "0.02,0.2,2"])
+    second, _ = load_model(out)
+    assert second.config.lambdas == (0.02, 0.2, 2.0) and all(p.frozen for p in second.priors)
+    assert torch.equal(second.net.weight, first.net.weight)
+    assert torch.equal(second.inner_lr, first.inner_lr)
+    state = json.loads(_metadata(out)["training"])["state"]
+    assert state["meta_seconds"] > 0 and state["seconds"] >= state["meta_seconds"]
+    with pytest.raises(InputError, match="exclude"):
+        main([*args, "--retrain-priors", "--resume"])
+    with pytest.raises(ModelError, match="different config"):
+        main([*args, "--retrain-priors", "--width", "8"])
