@@ -123,6 +123,7 @@ class TrainState:
     prior: int = 0  # index of the prior being trained
     seconds: float = 0.0
     meta_seconds: float = 0.0  # how long the meta-learning stage took
+    budget_start: float = 0.0  # where --time counts from (meta end, with --retrain-priors)
     losses: dict = field(default_factory=dict)
 
 
@@ -313,7 +314,12 @@ def _train(args, rank: int, world: int) -> TrainState:
             )
     elif args.retrain_priors:
         meta_seconds = _load_meta_learned(args.out, model)
-        state = TrainState(stage="prior", seconds=meta_seconds, meta_seconds=meta_seconds)
+        state = TrainState(
+            stage="prior",
+            seconds=meta_seconds,
+            meta_seconds=meta_seconds,
+            budget_start=meta_seconds,
+        )
     items = load_items(args.data, args.modality, config.sample_rate)
     saved_args = {
         k: v
@@ -436,12 +442,9 @@ def _prior_stage(args, model, optimizers, opt_tensors, opt_meta, items, state, r
     latents, targets = collect_latents(args, model, items, rank)
     n_points = min(args.points, cfg.patch_points)
     start_time, lambdas = elapsed(), cfg.lambdas
-    # --time counts from the start of this run: with --retrain-priors, after the meta stage.
-    end = (
-        None
-        if args.time is None
-        else args.time + (state.meta_seconds if args.retrain_priors else 0)
-    )
+    # --time counts from the start of training; with --retrain-priors (and when such a run
+    # is resumed) from the end of the meta stage.
+    end = None if args.time is None else args.time + state.budget_start
     budget = None if end is None else max(0.0, end - start_time)
     while state.prior < len(lambdas):
         i, lam = state.prior, lambdas[state.prior]

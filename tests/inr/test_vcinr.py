@@ -289,6 +289,8 @@ def test_retrain_priors_keeps_the_meta_learned_networks(image_dir, tmp_path):
     assert torch.equal(second.inner_lr, first.inner_lr)
     state = json.loads(_metadata(out)["training"])["state"]
     assert state["meta_seconds"] > 0 and state["seconds"] >= state["meta_seconds"]
+    # the --time budget of this run (and of a --resume of it) starts after the meta stage
+    assert state["budget_start"] == state["meta_seconds"]
     with pytest.raises(InputError, match="exclude"):
         main([*args, "--retrain-priors", "--resume"])
     with pytest.raises(ModelError, match="different config"):
