@@ -7,7 +7,7 @@ Results are CompressAI JSON files, one per codec and signal, under
 ``benchmarks/results/shacira_<signal>_<codec>.json``, and a table is printed.
 
     python benchmarks/shacira_rd.py [--codecs shacira,jpeg,webp,avif,siren,hashgrid]
-        [--points 4] [--qualities 3,4,6,8] [--steps N] [--threads 1] [--skip-video]
+        [--points 4] [--qualities 3,4,6,8] [--steps N] [--threads 1] [--skip-video] [--skip-image]
         [--video-codecs shacira,...]
 
 Data are read from ``../shared/data`` relative to the repository, or from
@@ -77,15 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="training steps of the learned codecs")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-video", action="store_true")
+    parser.add_argument("--skip-image", action="store_true")
     parser.add_argument("--qualities", default=None,
                         help="SHACIRA image quality presets to run (e.g. 3,4,6,8) instead of its ladder")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     options = EncodeOptions(steps=args.steps)
 
-    image = load(DATA / "images" / "kodim07.png")
-    qualities = [int(q) for q in args.qualities.split(",")] if args.qualities else None
-    bench("kodim07", image, args.codecs.split(","), args.points, options, qualities)
+    if not args.skip_image:
+        image = load(DATA / "images" / "kodim07.png")
+        qualities = [int(q) for q in args.qualities.split(",")] if args.qualities else None
+        bench("kodim07", image, args.codecs.split(","), args.points, options, qualities)
     if not args.skip_video:
         video = load(DATA / "video" / "bigbuckbunny_132f_720p.mp4", frames=(0, 32), resize=(180, 320))
         bench("bbb32", video, args.video_codecs.split(","), args.points, options)
