@@ -145,7 +145,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from inrkit.demo import run_demo
 
-    run_demo(out_dir=Path(args.out), codec=args.codec, seconds=args.time, seed=args.seed)
+    run_demo(out_dir=Path(args.out), codec=args.codec, seconds=args.time, seed=args.seed,
+             steps=args.steps)
     return 0
 
 
@@ -220,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="inrkit-demo", help="folder for the outputs")
     demo.add_argument("--codec", default="hashgrid")
     demo.add_argument("--time", type=_positive(float), default=90.0, help="encoding time budget (s)")
+    demo.add_argument("--steps", type=_positive(int), default=None,
+                      help="fitting steps (a budget that does not depend on the machine's load)")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
 

@@ -15,7 +15,7 @@ from inrkit.datasets.samples import sample_image_path
 
 
 def run_demo(out_dir: Path, codec: str = "hashgrid", seconds: float | None = None, seed: int = 0,
-             bpp: float = 1.0) -> dict:
+             bpp: float = 1.0, steps: int | None = None) -> dict:
     from inrkit.eval.metrics import image_metrics
 
     out_dir = Path(out_dir)
@@ -25,7 +25,8 @@ def run_demo(out_dir: Path, codec: str = "hashgrid", seconds: float | None = Non
     print(f"sample: {source.name} {tuple(image.data.shape)} (from matplotlib's bundled data)")
 
     start = time.perf_counter()
-    data = api.encode(image, codec, bpp=bpp, time_budget=seconds, seed=seed, progress=True)
+    data = api.encode(image, codec, bpp=bpp, steps=steps, time_budget=seconds, seed=seed,
+                      progress=True)
     encode_seconds = time.perf_counter() - start
     inrk_path = api.save(data, out_dir / "grace_hopper.inrk")
 
