@@ -18,7 +18,10 @@ a small reference decoder (weights through ``deserialize_quantized`` /
 * ``section``    a section's payload flipped, cut, extended or swapped, valid CRC, so the
                  entropy decoder and the dequantizer see corrupt streams
 
-Reported: crashes (any exception other than BitstreamError; must be 0), the
+Learned codecs decode with the model files given by ``--model CODEC=PATH``; for them
+a ModelError (a mutated model hash) is an expected outcome too.
+
+Reported: crashes (any exception other than BitstreamError or ModelError; must be 0), the
 outcome of every mutation kind, the slowest decode and the peak memory
 (tracemalloc for Python/NumPy allocations, ru_maxrss for the process).
 
@@ -26,6 +29,7 @@ Usage::
 
     python benchmarks/fuzz_decode.py                       # built-in seeds, 12,000 cases
     python benchmarks/fuzz_decode.py --seed-file a.inrk --seed-file b.inrk --cases 20000
+    python benchmarks/fuzz_decode.py --seed-file v.inrk --model vcinr=vcinr.safetensors --no-builtin
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ from inrkit.codecs.quantize import (
     spec_of,
 )
 from inrkit.datasets import Signal, coordinate_grid
-from inrkit.errors import BitstreamError
+from inrkit.errors import BitstreamError, ModelError
 from inrkit.registry import CODECS
 
 SEED_CODEC = "fuzz-mlp"
@@ -112,6 +116,10 @@ def decode_seed(data: bytes) -> Signal:
     return meta_to_signal(c.signal_meta(), ((values.clamp(-1, 1) + 1) / 2).permute(2, 0, 1))
 
 
+MODELS: dict[str, str] = {}
+"""Trained model files of learned codecs (``--model NAME=PATH``)."""
+
+
 def decoder_for(data: bytes):
     """The decode function for a file, dispatched on its codec name as ``inrkit.decode``
     does: a name no codec is registered under is a bad file, so a BitstreamError."""
@@ -120,7 +128,8 @@ def decoder_for(data: bytes):
         return decode_seed
     if c.codec not in CODECS:
         raise BitstreamError(f"the file names codec {c.codec!r}, which this inrkit does not have")
-    return CODECS.get(c.codec)().decode
+    model = {"model": MODELS[c.codec]} if c.codec in MODELS else {}
+    return CODECS.get(c.codec)(**model).decode
 
 
 # -- mutations ------------------------------------------------------------------------------
@@ -286,6 +295,8 @@ def run(seeds: list[bytes], cases: int, seed: int, timeout: float) -> dict:
             outcome = "decoded" if data != base else "unchanged"
         except BitstreamError:
             outcome = "BitstreamError"
+        except ModelError:  # a mutated model hash: the file asks for another model
+            outcome = "ModelError"
         except Hang:
             outcome = "hang"
             crashes.append({"case": i, "kind": kind, "error": f"no result within {timeout} s"})
@@ -325,12 +336,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed-file", action="append", default=[],
                         help=".inrk file(s) to mutate, decoded by their registered codec (repeatable)")
     parser.add_argument("--no-builtin", action="store_true", help="mutate only the --seed-file files")
+    parser.add_argument("--model", action="append", default=[], metavar="CODEC=PATH",
+                        help="trained model file for seed files of a learned codec (repeatable)")
     parser.add_argument("--cases", type=int, default=12_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a decode counts as a hang")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    for spec in args.model:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            parser.error(f"--model takes CODEC=PATH, got {spec!r}")
+        MODELS[name] = path
     seeds = [Path(p).read_bytes() for p in args.seed_file]
     if not args.no_builtin or not seeds:
         seeds += make_seeds()
@@ -346,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'mutation':<14}{'cases':>7}{'BitstreamError':>16}{'decoded':>9}{'other':>7}")
     for kind, counts in result["outcomes"].items():
         n = sum(counts.values())
-        other = n - counts.get("BitstreamError", 0) - counts.get("decoded", 0) - counts.get("unchanged", 0)
+        other = (n - counts.get("BitstreamError", 0) - counts.get("ModelError", 0)
+                 - counts.get("decoded", 0) - counts.get("unchanged", 0))
         decoded = counts.get("decoded", 0) + counts.get("unchanged", 0)
         print(f"{kind:<14}{n:>7}{counts.get('BitstreamError', 0):>16}{decoded:>9}{other:>7}")
     print(
