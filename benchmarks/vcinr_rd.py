@@ -12,7 +12,12 @@ time and losses, every point), and prints a table. Rates are measured file sizes
 quality is measured on the decoded file (8-bit images, 16-bit audio).
 
     python benchmarks/vcinr_rd.py [--modalities image,audio] [--image-time 1380] [--audio-time 1000]
-        [--retrain] [--siren-time 60] [--encode-steps N]
+        [--retrain] [--siren-time 60] [--encode-steps N] [--variant NAME]
+
+``--variant wide`` evaluates ``benchmarks/models/vcinr_audio_wide.safetensors``, trained
+with ``inrkit train vcinr --modality audio --patch 64 --latent-dim 48 --width 96
+--batch-size 64 --crops 48 --lambdas 0.004,0.016,0.064,0.25 --prior-warmup 3000``
+(see docs/vcinr.md).
 """
 
 from __future__ import annotations
@@ -68,8 +73,17 @@ def data_root() -> Path:
     return Path(os.environ.get("INRKIT_DATA", ROOT.parent / "shared" / "data"))
 
 
+VARIANT = ""
+"""``--variant NAME``: model files ``vcinr_<modality>_NAME.safetensors`` and results
+``vcinr_NAME_*.json``, for models trained with other settings than ``TRAIN_ARGS``."""
+
+
 def model_path(modality: str) -> Path:
-    return MODELS / f"vcinr_{modality}.safetensors"
+    return MODELS / f"vcinr_{modality}{VARIANT and '_' + VARIANT}.safetensors"
+
+
+def result_name(rest: str) -> str:
+    return f"vcinr{VARIANT and '_' + VARIANT}_{rest}.json"
 
 
 def train(modality: str, seconds: float) -> None:
@@ -164,7 +178,7 @@ def evaluate(modality: str, args) -> list[tuple[str, str, dict]]:
         for codec_name, pts in points.items():
             doc = make_results(codec_name, f"{codec_name} on {name} (held out from VC-INR training); "
                                "rates measured from file sizes", pts, key, metrics)  # fmt: skip
-            write_json(RESULTS / f"vcinr_{stem}_{codec_name}.json", doc)
+            write_json(RESULTS / result_name(f"{stem}_{codec_name}"), doc)
             rows += [(stem, codec_name, pt) for pt in pts]
     return rows
 
@@ -182,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         "--encode-steps", type=int, default=None, help="VC-INR inner steps at encode time"
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variant", default="", help="evaluate vcinr_<modality>_VARIANT.safetensors")
     args = p.parse_args(argv)
+    global VARIANT
+    VARIANT = args.variant
     torch.set_num_threads(1)
     RESULTS.mkdir(parents=True, exist_ok=True)
     summary = {
@@ -201,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         summary[f"{modality}_training"] = training_info(path)
         rows += [(modality, *row) for row in evaluate(modality, args)]
     points = [{"item": i, "codec": c, "modality": m, **pt} for m, i, c, pt in rows]
-    path = RESULTS / "vcinr_summary.json"
+    path = RESULTS / result_name("summary")
     if path.is_file():  # keep the other modality's results from an earlier run
         earlier = json.loads(path.read_text())
         done = set(args.modalities.split(","))
