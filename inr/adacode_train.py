@@ -59,17 +59,15 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 from torch.nn.parallel import DistributedDataParallel
 
 from inrkit.errors import InputError, ModelError
-from inrkit.model_files import atomic_save_file
 from inrkit.training import (
     init_distributed,
     optimizer_from_tensors,
     optimizer_to_tensors,
-    training_state_path,
+    read_training_state,
+    write_training_state,
 )
 
 from .adacode import AdaCode, AdaCodeConfig, load_model, save_model
@@ -234,28 +232,20 @@ def save_checkpoint(out, model: AdaCode, opt, state: TrainState, args: dict) -> 
     }
     save_model(model, out, {"training": json.dumps(info, sort_keys=True, default=str)})
     tensors, opt_meta = optimizer_to_tensors("opt", opt)
-    meta = {
-        "format": STATE_FORMAT,
-        "state": json.dumps(asdict(state)),
-        "optimizer": json.dumps(opt_meta),
-    }
-    atomic_save_file(tensors, training_state_path(out), meta)
+    write_training_state(
+        out,
+        STATE_FORMAT,
+        tensors,
+        {"state": json.dumps(asdict(state)), "optimizer": json.dumps(opt_meta)},
+    )
 
 
 def load_checkpoint(out, model: AdaCode) -> tuple[TrainState, dict, dict]:
     """``(state, optimizer tensors, optimizer metadata)``; loads weights into ``model``."""
-    path = training_state_path(out)
     saved, _ = load_model(out)
     if saved.config != model.config:
         raise ModelError(f"cannot resume: {str(out)!r} has another model config: {saved.config}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError) as exc:
-        raise ModelError(f"cannot resume: training state {str(path)!r} unreadable: {exc}") from None
-    if meta.get("format") != STATE_FORMAT:
-        raise ModelError(f"cannot resume: {str(path)!r} is not an inrkit M-AdaCode training state")
+    meta, tensors = read_training_state(out, STATE_FORMAT, "an inrkit M-AdaCode training state")
     model.load_state_dict(saved.state_dict())
     return TrainState(**json.loads(meta["state"])), tensors, json.loads(meta["optimizer"])
 

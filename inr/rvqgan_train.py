@@ -48,22 +48,23 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils.parametrizations import weight_norm
 
 from inrkit.errors import InputError, ModelError
-from inrkit.model_files import atomic_save_file
 from inrkit.training import (
     init_distributed,
     optimizer_from_tensors,
     optimizer_to_tensors,
+    read_training_state,
     training_state_path,
+    write_training_state,
 )
 
 from .rvqgan import RVQGAN, RVQGANConfig, load_model, resample, save_model
+
+STATE_FORMAT = "inrkit-rvqgan-train"
 
 # -- discriminators -------------------------------------------------------------
 
@@ -344,7 +345,6 @@ def save_checkpoint(
         tensors.update(t)
         opt_meta[name] = m
     meta = {
-        "format": "inrkit-rvqgan-train",
         "state": json.dumps(asdict(state)),
         "optimizers": json.dumps(opt_meta),
         "schedulers": json.dumps(
@@ -352,29 +352,21 @@ def save_checkpoint(
         ),
         "discriminator": json.dumps(args["discriminator"]),
     }
-    atomic_save_file(tensors, training_state_path(out), meta)
+    write_training_state(out, STATE_FORMAT, tensors, meta)
 
 
 def load_checkpoint(out, generator, discriminator, opt_g, opt_d, sched_g, sched_d) -> TrainState:
-    path = training_state_path(out)
     model, _ = load_model(out)
     if model.config != generator.config:
         raise ModelError(f"{str(out)!r} was trained with a different model config: {model.config}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError) as exc:
-        raise ModelError(f"cannot resume: training state {str(path)!r} unreadable: {exc}") from None
-    if meta.get("format") != "inrkit-rvqgan-train":
-        raise ModelError(f"cannot resume: {str(path)!r} is not an inrkit RVQGAN training state")
+    meta, tensors = read_training_state(out, STATE_FORMAT, "an inrkit RVQGAN training state")
     generator.load_state_dict(model.state_dict())
     disc = {k[5:]: v for k, v in tensors.items() if k.startswith("disc.")}
     try:
         discriminator.load_state_dict(disc)
     except RuntimeError as exc:
         raise ModelError(
-            f"cannot resume: discriminator in {str(path)!r} does not match: {exc}"
+            f"cannot resume: discriminator in {str(training_state_path(out))!r} does not match: {exc}"
         ) from None
     opt_meta = json.loads(meta["optimizers"])
     opt_g.load_state_dict(optimizer_from_tensors("opt_g", tensors, opt_meta["opt_g"]))

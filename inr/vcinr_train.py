@@ -55,16 +55,15 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 
 from inrkit.errors import InputError, ModelError
-from inrkit.model_files import atomic_save_file, read_metadata
+from inrkit.model_files import read_metadata
 from inrkit.training import (
     init_distributed,
     optimizer_from_tensors,
     optimizer_to_tensors,
-    training_state_path,
+    read_training_state,
+    write_training_state,
 )
 
 from .vcinr import VCINR, VCINRConfig, load_model, save_model
@@ -135,14 +134,11 @@ def save_checkpoint(out, model: VCINR, optimizers: dict, state: TrainState, args
         t, m = optimizer_to_tensors(name, opt)
         tensors.update(t)
         meta[name] = m
-    atomic_save_file(
+    write_training_state(
+        out,
+        STATE_FORMAT,
         tensors,
-        training_state_path(out),
-        {
-            "format": STATE_FORMAT,
-            "state": json.dumps(asdict(state)),
-            "optimizers": json.dumps(meta),
-        },
+        {"state": json.dumps(asdict(state)), "optimizers": json.dumps(meta)},
     )
 
 
@@ -151,15 +147,7 @@ def load_checkpoint(out, model: VCINR) -> tuple[TrainState, dict, dict]:
     saved, _ = load_model(out)
     if saved.config != model.config:
         raise ModelError(f"{str(out)!r} was trained with a different config: {saved.config}")
-    path = training_state_path(out)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError) as exc:
-        raise ModelError(f"cannot resume: training state {str(path)!r} unreadable: {exc}") from None
-    if meta.get("format") != STATE_FORMAT:
-        raise ModelError(f"cannot resume: {str(path)!r} is not a VC-INR training state")
+    meta, tensors = read_training_state(out, STATE_FORMAT, "a VC-INR training state")
     model.load_state_dict(saved.state_dict())
     return TrainState(**json.loads(meta["state"])), tensors, json.loads(meta["optimizers"])
 

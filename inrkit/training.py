@@ -13,6 +13,11 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
+
+from inrkit.errors import ModelError
+from inrkit.model_files import atomic_save_file
 
 
 def init_distributed() -> tuple[int, int, torch.device]:
@@ -34,6 +39,32 @@ def training_state_path(out: str | os.PathLike) -> Path:
     """Where the resumable training state lives beside the model file ``out``."""
     out = Path(out)
     return out.with_name(out.stem + ".train.safetensors")
+
+
+def write_training_state(
+    out: str | os.PathLike, file_format: str, tensors: dict, metadata: dict[str, str]
+) -> None:
+    """Write the training state beside the model file ``out`` (atomically), tagged
+    ``format=file_format``; ``metadata`` holds the JSON-encoded rest."""
+    atomic_save_file(tensors, training_state_path(out), {"format": file_format, **metadata})
+
+
+def read_training_state(
+    out: str | os.PathLike, file_format: str, what: str
+) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """``(metadata, tensors)`` of the training state beside ``out``; :class:`ModelError`
+    if it is unreadable or not of ``file_format`` (``what`` names it in the message,
+    e.g. "an inrkit RVQGAN training state")."""
+    path = training_state_path(out)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise ModelError(f"cannot resume: training state {str(path)!r} unreadable: {exc}") from None
+    if meta.get("format") != file_format:
+        raise ModelError(f"cannot resume: {str(path)!r} is not {what}")
+    return meta, tensors
 
 
 def optimizer_to_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict, dict]:

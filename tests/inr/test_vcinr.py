@@ -24,7 +24,8 @@ from inrkit.inr.vcinr import (
     load_model,
     save_model,
 )
-from inrkit.inr.vcinr_train import main, training_state_path
+from inrkit.inr.vcinr_train import main
+from inrkit.training import training_state_path
 
 TINY = dict(patch=(8, 8), width=16, depth=2, latent_dim=4, rank=2, gate_hidden=16,
             prior_channels=8, prior_latent=6, lambdas=(0.01, 0.1))  # fmt: skip
