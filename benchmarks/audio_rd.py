@@ -1,16 +1,20 @@
-"""Audio rate–distortion: INR weight codecs and a small RVQGAN against MP3 and Opus.
+"""Audio rate–distortion: INR codecs and a small RVQGAN against MP3 and Opus.
 
 One run (1) trains an RVQGAN on ``$INRKIT_DATA/audio/train`` within a time budget
 (default 19 min; skipped when the model file exists, unless ``--retrain``), (2)
 encodes ``ambi_piano.flac`` and ``speech_front_center.wav`` with ``siren-audio``,
-``spder-audio``, ``rvqgan``, ``mp3`` and ``opus`` at their rate points, and (3)
+``spder-audio``, ``shacira`` (a 1-D latent grid), ``rvqgan``, ``mp3`` and ``opus`` at
+their rate points, and (3)
 writes one CompressAI-style JSON per clip and codec under ``benchmarks/results/``
 (``audio_<clip>_<codec>.json``: ``kbps``, ``si-sdr``, ``mel-distance``, ``psnr``,
 ``encoding_time``, ``decoding_time``, sorted by rate) plus ``audio_summary.json``
 (training data and time), and prints a table. Rates are measured file sizes.
 
     python benchmarks/audio_rd.py [--train-seconds 1140] [--retrain] [--inr-steps 1000] [--inr-kbps 24,32]
-        [--codecs siren-audio,spder-audio,rvqgan,mp3,opus] [--clips speech_front_center.wav]
+        [--codecs siren-audio,spder-audio,shacira,rvqgan,mp3,opus] [--clips speech_front_center.wav]
+
+``--inr-kbps`` sets the rate points of ``siren-audio``, ``spder-audio`` and ``shacira``
+(defaults: 24 and 32 kbps for the first two, 16, 24 and 32 for ``shacira``).
 
 The RVQGAN here is deliberately tiny (16 kHz, hop 320, 16 codebooks of 1024, encoder
 width 8, decoder width 128, discriminators at 1/8 of DAC's width) so that it trains
@@ -41,6 +45,7 @@ CLIPS = ("speech_front_center.wav", "ambi_piano.flac")
 RATES = {
     "siren-audio": [Rate(kbps=24), Rate(kbps=32)],
     "spder-audio": [Rate(kbps=24), Rate(kbps=32)],
+    "shacira": [Rate(kbps=16), Rate(kbps=24), Rate(kbps=32)],
     "rvqgan": [Rate(quality=n) for n in (2, 4, 8, 12, 16)],  # codebooks kept
     "mp3": [Rate(kbps=k) for k in (32, 48, 64)],  # MPEG-1 Layer III starts at 32 kbps
     "opus": [Rate(kbps=k) for k in (6, 8, 12, 16, 24, 32)],
@@ -117,13 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-seconds", type=float, default=1140.0)
     p.add_argument("--retrain", action="store_true")
     p.add_argument("--inr-steps", type=int, default=1000, help="Adam steps per chunk group")
-    p.add_argument("--inr-kbps", default="24,32", help="rate points of the INR codecs")
+    p.add_argument("--inr-kbps", help="rate points of the INR codecs (default: see above)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     torch.set_num_threads(1)  # one thread: a busy 2-core machine oversubscribes badly with more
     codecs = [c for c in args.codecs.split(",") if c]
-    for name in ("siren-audio", "spder-audio"):
-        RATES[name] = [Rate(kbps=float(k)) for k in args.inr_kbps.split(",")]
+    if args.inr_kbps:
+        for name in ("siren-audio", "spder-audio", "shacira"):
+            RATES[name] = [Rate(kbps=float(k)) for k in args.inr_kbps.split(",")]
     RESULTS.mkdir(parents=True, exist_ok=True)
 
     if "rvqgan" in codecs and (args.retrain or not args.model.is_file()):
