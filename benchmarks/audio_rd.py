@@ -4,11 +4,11 @@ One run (1) trains an RVQGAN on ``$INRKIT_DATA/audio/train`` within a time budge
 (default 19 min; skipped when the model file exists, unless ``--retrain``), (2)
 encodes ``ambi_piano.flac`` and ``speech_front_center.wav`` with ``siren-audio``,
 ``spder-audio``, ``shacira`` (a 1-D latent grid), ``rvqgan``, ``mp3`` and ``opus`` at
-their rate points, and (3)
-writes one CompressAI-style JSON per clip and codec under ``benchmarks/results/``
-(``audio_<clip>_<codec>.json``: ``kbps``, ``si-sdr``, ``mel-distance``, ``psnr``,
-``encoding_time``, ``decoding_time``, sorted by rate) plus ``audio_summary.json``
-(training data and time), and prints a table. Rates are measured file sizes.
+their rate points, and (3) writes one CompressAI-style JSON per clip and codec under
+``benchmarks/results/`` (``audio_<clip>_<codec>.json``: ``kbps``, ``si-sdr``,
+``mel-distance``, ``psnr``, ``encoding_time``, ``decoding_time``, sorted by rate) plus
+``audio_summary.json`` (training data and time), and prints a table. Rates are
+measured file sizes.
 
     python benchmarks/audio_rd.py [--train-seconds 1140] [--retrain] [--inr-steps 1000] [--inr-kbps 24,32]
         [--codecs siren-audio,spder-audio,shacira,rvqgan,mp3,opus] [--clips speech_front_center.wav]

@@ -115,7 +115,11 @@ RATE_TOLERANCE = 0.10
 MAX_TRIES = 4
 SAMPLE_BATCH = 1 << 16
 """Random points per step for video, and for audio longer than 4 batches."""
-MAX_FINEST_RESOLUTION = 1 << 24
+MAX_FINEST_RESOLUTION = 1 << 22
+"""Audio: at most this many vertices at the finest level (a 175 s clip at 48 kHz)."""
+MAX_ENTRIES = 1 << 27
+"""The decoder refuses grids of more latents than this (512 MiB of float32) before
+allocating them."""
 
 
 @dataclass
@@ -288,13 +292,16 @@ def unpack_model(data: bytes) -> tuple[ShaciraModel, Container]:
         raise BitstreamError(f"shacira header: 'arch' must hold exactly {sorted(fields)}, found {arch!r}")
     for key, value in arch.items():
         want = bool if fields[key] == "bool" else int
-        bound = MAX_FINEST_RESOLUTION if key == "finest_resolution" else 1 << 16
+        bound = 1 << 24 if key == "finest_resolution" else 1 << 16
         if type(value) is not want or (want is int and not 0 <= value <= bound):
             raise BitstreamError(f"shacira header: arch.{key} must be a small {want.__name__}, found {value!r}")
     config = ShaciraConfig(**arch)
     expected_dim = {"audio": 1, "image": 2, "video": 3}.get(container.modality)
     if config.in_dim != expected_dim or config.log2_hashmap_size > 24 or config.n_levels > 64:
         raise BitstreamError(f"shacira header: architecture {arch} does not fit a {container.modality}")
+    most_entries = config.n_levels * (1 << config.log2_hashmap_size) * config.latent_dim  # rows ≤ table
+    if most_entries > MAX_ENTRIES:
+        raise BitstreamError(f"shacira header: a grid of up to {most_entries} latents is beyond the limit")
     try:
         with torch.random.fork_rng(devices=[]):
             model = ShaciraModel(config)

@@ -66,7 +66,7 @@ from inrkit.training import (
     write_training_state,
 )
 
-from .vcinr import VCINR, VCINRConfig, load_model, save_model
+from .vcinr import TRANSFORMS, VCINR, VCINRConfig, load_model, save_model
 
 STATE_FORMAT = "inrkit-vcinr-train"
 META_SHARE = 0.7  # of --time for stage 1
@@ -182,6 +182,12 @@ def _parse(argv) -> argparse.Namespace:
     )
     p.add_argument("--prior-batch", type=int, default=8, help="crops per prior step and process")
     p.add_argument(
+        "--transform",
+        choices=TRANSFORMS,
+        default="residual",
+        help="g_a/g_s of the priors: a linear skip plus a conv body, or the plain conv stacks",
+    )
+    p.add_argument(
         "--crop", type=int, default=None, help="patches per side of a crop (image 8, audio 32)"
     )
     p.add_argument("--crops", type=int, default=64, help="crops whose latents train the priors")
@@ -195,7 +201,8 @@ def _parse(argv) -> argparse.Namespace:
     p.add_argument(
         "--retrain-priors",
         action="store_true",
-        help="keep the meta-learned networks of --out and train its priors anew (--lambdas may change)",
+        help="keep the meta-learned networks of --out and train its priors anew "
+        "(--lambdas and --transform may change)",
     )
     p.add_argument(
         "--resume", action="store_true", help="continue from --out and its .train.safetensors"
@@ -249,6 +256,7 @@ def _config(args) -> VCINRConfig:
         inner_lr=args.inner_lr,
         sample_rate=0 if image else args.sample_rate,
         lambdas=args.lambda_values,
+        transform=args.transform,
     )
 
 
@@ -415,7 +423,8 @@ def _load_meta_learned(out, model: VCINR) -> float:
     """The meta-learned networks of ``out`` into ``model`` (whose λs may differ); returns
     the seconds their training took (that run's total if it did not record them)."""
     saved, _ = load_model(out)
-    if dataclasses.replace(saved.config, lambdas=model.config.lambdas) != model.config:
+    mine = model.config
+    if dataclasses.replace(saved.config, lambdas=mine.lambdas, transform=mine.transform) != mine:
         raise ModelError(f"{str(out)!r} was trained with a different config: {saved.config}")
     shared = {k: v for k, v in saved.state_dict().items() if not k.startswith("priors.")}
     model.load_state_dict(shared, strict=False)  # only the priors' entries are missing

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from inrkit.codecs.base import EncodeOptions, Rate
-from inrkit.codecs.container import section_sizes
+from inrkit.codecs.container import pack, section_sizes
 from inrkit.codecs.latent_grid import LatentGrid, sga_round
 from inrkit.codecs.shacira import (
     QUALITY_IMAGE,
@@ -146,6 +146,14 @@ def test_audio_round_trip(channels):
     assert torch.equal(codec.decode(data).data, decoded.data)
     assert torch.equal(decoded.data, decoded.quantized().data)  # 16-bit samples
     assert sum(section_sizes(data).values()) == 8 * len(data)
+
+
+def test_hostile_grid_size_is_refused_before_allocating(encoded):
+    _, data = encoded
+    container = ShaciraCodec.open(data)
+    container.header["arch"].update(n_levels=64, log2_hashmap_size=24)
+    with pytest.raises(BitstreamError, match="beyond the limit"):
+        ShaciraCodec().decode(pack(container))
 
 
 def test_audio_kbps_target_is_met():

@@ -1,5 +1,6 @@
 """VC-INR model: gating, patches, Meta-SGD inner loop, latent prior, trainer."""
 
+import dataclasses
 import json
 import math
 import os
@@ -29,6 +30,7 @@ from inrkit.training import training_state_path
 
 TINY = dict(patch=(8, 8), width=16, depth=2, latent_dim=4, rank=2, gate_hidden=16,
             prior_channels=8, prior_latent=6, lambdas=(0.01, 0.1))  # fmt: skip
+TINY_AUDIO = {**TINY, "modality": "audio", "channels": 1, "patch": (16,), "sample_rate": 8000}
 TINY_ARGS = [
     "--patch", "8", "--width", "16", "--depth", "2", "--latent-dim", "4", "--rank", "2",
     "--batch-size", "4", "--crop", "2", "--crops", "3", "--prior-batch", "2", "--points", "16",
@@ -114,12 +116,40 @@ def test_latent_prior_bits_and_frozen_tables():
     phi_hat, bits = prior(phi)
     assert phi_hat.shape == phi.shape and bits.shape == (2,) and torch.all(bits > 0)
     bits.sum().backward()
-    assert prior.g_a[0].weight.grad.abs().sum() > 0 and prior.h_s[0].weight.grad.abs().sum() > 0
+    assert prior.g_a.skip.weight.grad.abs().sum() > 0 and prior.h_s[0].weight.grad.abs().sum() > 0
     assert not prior.frozen
     prior.eval().freeze()
     assert prior.frozen and prior.fixed_w0.dtype == torch.int64
     assert prior.gaussian_conditional._quantized_cdf.numel() > 0
     assert torch.equal(prior.fixed_w0, torch.round(prior.h_s[0].weight.double() * 65536).long())
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_residual_transforms_start_as_the_identity(dims):
+    torch.manual_seed(0)
+    cfg = VCINRConfig(**TINY) if dims == 2 else VCINRConfig(**TINY_AUDIO)
+    prior = LatentPrior(cfg)
+    phi = torch.randn(2, cfg.latent_dim, *([5] * dims))
+    y = prior.g_a(phi)
+    assert y.shape == (2, cfg.prior_latent, *([5] * dims))
+    assert torch.allclose(prior.g_s(y), phi)  # no information lost before rounding
+    # the conv bodies still learn: their first layers get gradients once the last moves
+    prior.g_a.body[-1].weight.data.normal_()
+    prior.g_s(prior.g_a(phi)).square().sum().backward()
+    assert prior.g_a.body[0].weight.grad.abs().sum() > 0
+
+
+def test_plain_conv_transforms_and_files_from_before_the_option(tmp_path):
+    model = VCINR(VCINRConfig(**TINY, transform="conv"))
+    assert isinstance(model.priors[0].g_a, torch.nn.Sequential)
+    for prior in model.priors:
+        prior.eval().freeze()
+    path = tmp_path / "old.safetensors"
+    config = {k: v for k, v in dataclasses.asdict(model.config).items() if k != "transform"}
+    save_model(model, path, {"config": json.dumps(config)})
+    assert load_model(path)[0].config.transform == "conv"
+    with pytest.raises(InputError, match="transform"):
+        VCINRConfig(**TINY, transform="gdn")
 
 
 def test_model_file_round_trip_with_frozen_tables(tmp_path):
@@ -296,3 +326,5 @@ def test_retrain_priors_keeps_the_meta_learned_networks(image_dir, tmp_path):
         main([*args, "--retrain-priors", "--resume"])
     with pytest.raises(ModelError, match="different config"):
         main([*args, "--retrain-priors", "--width", "8"])
+    main([*args, "--retrain-priors", "--transform", "conv"])  # the transforms may change too
+    assert load_model(out)[0].config.transform == "conv"
