@@ -56,7 +56,7 @@ from inrkit.errors import InputError, ModelError
 from inrkit.training import (
     init_distributed,
     optimizer_from_tensors,
-    optimizer_to_tensors,
+    optimizers_to_tensors,
     read_training_state,
     training_state_path,
     write_training_state,
@@ -339,11 +339,8 @@ def save_checkpoint(
     tensors = {
         f"disc.{k}": v.detach().cpu().contiguous() for k, v in discriminator.state_dict().items()
     }
-    opt_meta = {}
-    for name, opt in (("opt_g", opt_g), ("opt_d", opt_d)):
-        t, m = optimizer_to_tensors(name, opt)
-        tensors.update(t)
-        opt_meta[name] = m
+    opt_tensors, opt_meta = optimizers_to_tensors({"opt_g": opt_g, "opt_d": opt_d})
+    tensors.update(opt_tensors)
     meta = {
         "state": json.dumps(asdict(state)),
         "optimizers": json.dumps(opt_meta),

@@ -61,7 +61,7 @@ from inrkit.model_files import read_metadata
 from inrkit.training import (
     init_distributed,
     optimizer_from_tensors,
-    optimizer_to_tensors,
+    optimizers_to_tensors,
     read_training_state,
     write_training_state,
 )
@@ -129,11 +129,7 @@ class TrainState:
 def save_checkpoint(out, model: VCINR, optimizers: dict, state: TrainState, args: dict) -> None:
     info = {"state": asdict(state), "args": args}
     save_model(model, out, {"training": json.dumps(info, sort_keys=True, default=str)})
-    tensors, meta = {}, {}
-    for name, opt in optimizers.items():
-        t, m = optimizer_to_tensors(name, opt)
-        tensors.update(t)
-        meta[name] = m
+    tensors, meta = optimizers_to_tensors(optimizers)
     write_training_state(
         out,
         STATE_FORMAT,
@@ -354,14 +350,44 @@ def _train(args, rank: int, world: int) -> TrainState:
     return state
 
 
+class _StepLog:
+    """The end of every step in both stages: count it, show its losses on the progress
+    bar, write a checkpoint every ``--save-every`` steps, and agree across processes on
+    whether the stage's deadline has passed."""
+
+    def __init__(self, bar, state: TrainState, save_every: int, checkpoint, elapsed,
+                 deadline: float | None, world: int):  # fmt: skip
+        self.bar, self.state, self.save_every = bar, state, save_every
+        self.checkpoint, self.elapsed = checkpoint, elapsed
+        self.deadline, self.world = deadline, world
+        self.last_saved = state.step
+
+    def __enter__(self) -> _StepLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
+
+    def step_done(self, losses: dict[str, float]) -> bool:
+        """Record a finished step; True when the stage should stop for its deadline."""
+        state = self.state
+        state.step += 1
+        state.losses = losses
+        self.bar.update(1)
+        self.bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+        if state.step - self.last_saved >= self.save_every:
+            self.checkpoint()
+            self.last_saved = state.step
+        return _agree(self.deadline is not None and self.elapsed() >= self.deadline, self.world)
+
+
 def _meta_stage(
     args, model, params, opt, items, state, rank, world, elapsed, checkpoint, tqdm, quiet
 ):
     cfg = model.config
     deadline = None if args.time is None else META_SHARE * args.time
     bar = tqdm(total=args.steps, initial=state.step, disable=quiet, desc="vcinr meta", unit="step")
-    last_saved = state.step
-    try:
+    with _StepLog(bar, state, args.save_every, checkpoint, elapsed, deadline, world) as log:
         while state.step < args.steps:
             # Seeded per step and rank, so a resumed run sees the data an unbroken one would.
             rng = random.Random(f"{args.seed}/{rank}/meta/{state.step}")
@@ -375,18 +401,9 @@ def _meta_stage(
             loss.backward()
             _average_gradients(params, world)
             opt.step()
-            state.step += 1
             mse = loss.item()
-            state.losses = {"mse": mse, "psnr": 10 * math.log10(4 / max(mse, 1e-12))}
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in state.losses.items()}, refresh=False)
-            if state.step - last_saved >= args.save_every:
-                checkpoint()
-                last_saved = state.step
-            if _agree(deadline is not None and elapsed() >= deadline, world):
+            if log.step_done({"mse": mse, "psnr": 10 * math.log10(4 / max(mse, 1e-12))}):
                 break
-    finally:
-        bar.close()
 
 
 @torch.no_grad()
@@ -467,9 +484,8 @@ def _prior_stage(args, model, optimizers, opt_tensors, opt_meta, items, state, r
         bar = tqdm(
             total=args.prior_steps, initial=state.step, disable=quiet, desc=f"vcinr prior λ={lam:g}"
         )
-        last_saved = state.step
         prior.train()
-        try:
+        with _StepLog(bar, state, args.save_every, checkpoint, elapsed, deadline, world) as log:
             while state.step < args.prior_steps:
                 g = torch.Generator().manual_seed(
                     hash((args.seed, rank, i, state.step)) % (1 << 62)
@@ -489,20 +505,9 @@ def _prior_stage(args, model, optimizers, opt_tensors, opt_meta, items, state, r
                 _average_gradients(list(prior.parameters()), world)
                 opt.step()
                 aux.step()
-                state.step += 1
-                state.losses = {
-                    "bpp": bpp.item(),
-                    "psnr": 10 * math.log10(1 / max(mse.item(), 1e-12)),
-                }
-                bar.update(1)
-                bar.set_postfix({k: f"{v:.3f}" for k, v in state.losses.items()}, refresh=False)
-                if state.step - last_saved >= args.save_every:
-                    checkpoint()
-                    last_saved = state.step
-                if _agree(deadline is not None and elapsed() >= deadline, world):
+                psnr = 10 * math.log10(1 / max(mse.item(), 1e-12))
+                if log.step_done({"bpp": bpp.item(), "psnr": psnr}):
                     break
-        finally:
-            bar.close()
         prior.eval()
         prior.requires_grad_(False)
         prior.freeze()

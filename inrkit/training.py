@@ -81,6 +81,16 @@ def optimizer_to_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict,
     return tensors, {"param_groups": state["param_groups"], "plain": plain}
 
 
+def optimizers_to_tensors(optimizers: dict[str, torch.optim.Optimizer]) -> tuple[dict, dict]:
+    """:func:`optimizer_to_tensors` for several optimizers, each under its name: all their
+    tensors in one dict, and their JSON-able parts keyed by name."""
+    tensors, meta = {}, {}
+    for name, opt in optimizers.items():
+        t, meta[name] = optimizer_to_tensors(name, opt)
+        tensors.update(t)
+    return tensors, meta
+
+
 def optimizer_from_tensors(prefix: str, tensors: dict, meta: dict) -> dict:
     """The inverse of :func:`optimizer_to_tensors`: a dict for ``opt.load_state_dict``."""
     state: dict[int, dict] = {}
