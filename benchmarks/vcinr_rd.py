@@ -17,10 +17,11 @@ quality is measured on the decoded file (8-bit images, 16-bit audio).
 ``--variant wide`` evaluates ``benchmarks/models/vcinr_audio_wide.safetensors``, trained
 with ``inrkit train vcinr --modality audio --patch 64 --latent-dim 48 --width 96
 --batch-size 64 --crops 48 --lambdas 0.004,0.016,0.064,0.25 --prior-warmup 3000``;
-``--variant residual`` evaluates ``vcinr_image_residual.safetensors``, the image model
-with its priors retrained on residual transforms (``--retrain-priors --transform
-residual``; see docs/vcinr.md for both commands). Models trained by this script
-itself use the trainer's default, residual, transforms.
+``--variant wideres`` evaluates ``vcinr_audio_wideres.safetensors`` (that model with its
+priors retrained on residual transforms, ``--retrain-priors --transform residual``) and
+``--variant residual`` ``vcinr_image_residual.safetensors`` (the image model, likewise);
+docs/vcinr.md has the commands. Models trained by this script itself use the
+trainer's default, residual, transforms.
 """
 
 from __future__ import annotations

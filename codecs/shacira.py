@@ -374,7 +374,7 @@ class ShaciraCodec(Codec):
         if rate.kind == "bpp" and audio:
             raise InputError("shacira takes an audio rate in kbps, not bpp")
         if rate.kind == "kbps" and not audio:
-            raise InputError(f"shacira takes a {signal.modality} rate in bpp, not kbps")
+            raise InputError(f"shacira takes {signal.modality} rates in bpp, not kbps")
         if rate.kind == "lmbda":
             return self._encode_at(signal, rate.lmbda, options, options.time_budget)[0]
         if rate.kind == "quality":
