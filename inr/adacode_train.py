@@ -61,12 +61,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from inrkit.errors import InputError, ModelError
+from inrkit.errors import InputError
 from inrkit.training import (
     init_distributed,
     optimizer_from_tensors,
     optimizer_to_tensors,
-    read_training_state,
+    resume_weights,
     write_training_state,
 )
 
@@ -242,11 +242,9 @@ def save_checkpoint(out, model: AdaCode, opt, state: TrainState, args: dict) -> 
 
 def load_checkpoint(out, model: AdaCode) -> tuple[TrainState, dict, dict]:
     """``(state, optimizer tensors, optimizer metadata)``; loads weights into ``model``."""
-    saved, _ = load_model(out)
-    if saved.config != model.config:
-        raise ModelError(f"cannot resume: {str(out)!r} has another model config: {saved.config}")
-    meta, tensors = read_training_state(out, STATE_FORMAT, "an inrkit M-AdaCode training state")
-    model.load_state_dict(saved.state_dict())
+    meta, tensors = resume_weights(
+        out, model, load_model, STATE_FORMAT, "an inrkit M-AdaCode training state"
+    )
     return TrainState(**json.loads(meta["state"])), tensors, json.loads(meta["optimizer"])
 
 

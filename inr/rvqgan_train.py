@@ -57,7 +57,7 @@ from inrkit.training import (
     init_distributed,
     optimizer_from_tensors,
     optimizers_to_tensors,
-    read_training_state,
+    resume_weights,
     training_state_path,
     write_training_state,
 )
@@ -353,11 +353,9 @@ def save_checkpoint(
 
 
 def load_checkpoint(out, generator, discriminator, opt_g, opt_d, sched_g, sched_d) -> TrainState:
-    model, _ = load_model(out)
-    if model.config != generator.config:
-        raise ModelError(f"{str(out)!r} was trained with a different model config: {model.config}")
-    meta, tensors = read_training_state(out, STATE_FORMAT, "an inrkit RVQGAN training state")
-    generator.load_state_dict(model.state_dict())
+    meta, tensors = resume_weights(
+        out, generator, load_model, STATE_FORMAT, "an inrkit RVQGAN training state"
+    )
     disc = {k[5:]: v for k, v in tensors.items() if k.startswith("disc.")}
     try:
         discriminator.load_state_dict(disc)

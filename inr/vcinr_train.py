@@ -62,7 +62,7 @@ from inrkit.training import (
     init_distributed,
     optimizer_from_tensors,
     optimizers_to_tensors,
-    read_training_state,
+    resume_weights,
     write_training_state,
 )
 
@@ -140,11 +140,7 @@ def save_checkpoint(out, model: VCINR, optimizers: dict, state: TrainState, args
 
 def load_checkpoint(out, model: VCINR) -> tuple[TrainState, dict, dict]:
     """Weights into ``model``; returns the state and the optimizer tensors and metadata."""
-    saved, _ = load_model(out)
-    if saved.config != model.config:
-        raise ModelError(f"{str(out)!r} was trained with a different config: {saved.config}")
-    meta, tensors = read_training_state(out, STATE_FORMAT, "a VC-INR training state")
-    model.load_state_dict(saved.state_dict())
+    meta, tensors = resume_weights(out, model, load_model, STATE_FORMAT, "a VC-INR training state")
     return TrainState(**json.loads(meta["state"])), tensors, json.loads(meta["optimizers"])
 
 

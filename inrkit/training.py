@@ -67,6 +67,23 @@ def read_training_state(
     return meta, tensors
 
 
+def resume_weights(
+    out: str | os.PathLike, model: torch.nn.Module, load, file_format: str, what: str
+) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """Start a resumed run: load ``out`` with ``load`` (the model's ``load_model``), check
+    that it was trained with ``model.config`` (:class:`ModelError` if not), read its
+    training state (:func:`read_training_state`) and copy the weights into ``model``.
+    Returns the training state's ``(metadata, tensors)``."""
+    saved, _ = load(out)
+    if saved.config != model.config:
+        raise ModelError(
+            f"cannot resume: {str(out)!r} was trained with a different config: {saved.config}"
+        )
+    meta, tensors = read_training_state(out, file_format, what)
+    model.load_state_dict(saved.state_dict())
+    return meta, tensors
+
+
 def optimizer_to_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict, dict]:
     """Split an optimizer's state into tensors (named ``prefix.<param>.<key>``, for
     safetensors) and the JSON-able rest (param groups and scalar entries)."""
