@@ -250,44 +250,13 @@ def test_train_audio(audio_dir, tmp_path):
 
 
 def test_train_argument_errors(image_dir, tmp_path):
+    common = ["--data", str(image_dir), "--out", str(tmp_path / "x")]
     with pytest.raises(InputError, match="lambdas"):
-        main(
-            [
-                "--modality",
-                "image",
-                "--data",
-                str(image_dir),
-                "--out",
-                str(tmp_path / "x"),
-                "--lambdas",
-                "a",
-            ]
-        )
+        main(["--modality", "image", *common, "--lambdas", "a"])
     with pytest.raises(InputError, match="steps"):
-        main(
-            [
-                "--modality",
-                "image",
-                "--data",
-                str(image_dir),
-                "--out",
-                str(tmp_path / "x"),
-                "--steps",
-                "0",
-            ]
-        )
-    with pytest.raises(InputError):
-        main(
-            [
-                "--modality",
-                "audio",
-                "--data",
-                str(image_dir),
-                "--out",
-                str(tmp_path / "x"),
-                *TINY_ARGS,
-            ]
-        )
+        main(["--modality", "image", *common, "--steps", "0"])
+    with pytest.raises(InputError):  # a folder of images holds no audio
+        main(["--modality", "audio", *common, *TINY_ARGS])
 
 
 @pytest.mark.slow  # two interpreters + gloo
