@@ -386,7 +386,7 @@ class ShaciraCodec(Codec):
                 return self._encode_at(signal, ladder[q], options, options.time_budget)[0]
             log2_table, lmbda = QUALITY_IMAGE[q]
             return self._encode_at(signal, lmbda, options, options.time_budget, log2_table)[0]
-        log2_table = None if audio else self._table_for(signal, rate.bpp)
+        log2_table = self._table_for(signal, rate.value)
 
         # Secant search on log λ against the log of the rate (bpp, or kbps for audio),
         # starting from the ladder's middle.
@@ -413,9 +413,9 @@ class ShaciraCodec(Codec):
 
     def _table_for(self, signal: Signal, bpp: float) -> int | None:
         """The smallest image hash table (log2, 11…16) expected to reach ``bpp`` with
-        10 % to spare (see :data:`MAX_RATE_COEFF`); None (the default) for video or when
-        the table size is given explicitly."""
-        if signal.modality == "video" or "log2_hashmap_size" in self.arch:
+        10 % to spare (see :data:`MAX_RATE_COEFF`); None (the default) for video and
+        audio, or when the table size is given explicitly."""
+        if signal.modality != "image" or "log2_hashmap_size" in self.arch:
             return None
         levels = self.arch.get("n_levels", ShaciraConfig.n_levels)
         for log2_table in range(11, 17):
