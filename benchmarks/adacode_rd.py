@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -32,6 +31,7 @@ from inrkit.datasets.io import load
 from inrkit.eval.bdrate import bd_quality, bd_rate
 from inrkit.eval.metrics import signal_metrics
 from inrkit.eval.results import IMAGE_METRICS, make_results, write_json
+from inrkit.eval.round_trip import round_trip
 from inrkit.model_files import read_metadata
 from inrkit.registry import CODECS
 
@@ -53,19 +53,8 @@ def train(model: Path, seconds: float, crop: int, threads: int) -> None:
 
 
 def point(codec, signal, rate: Rate) -> dict:
-    start = time.perf_counter()
-    data = codec.encode(signal, rate)
-    encoding_time = time.perf_counter() - start
-    start = time.perf_counter()
-    rec = codec.decode(data)
-    decoding_time = time.perf_counter() - start
-    return {
-        "bpp": 8 * len(data) / signal.num_samples,
-        **signal_metrics(signal, rec),
-        "encoding_time": encoding_time,
-        "decoding_time": decoding_time,
-        "rate": str(rate),
-    }
+    result = round_trip(codec, signal, rate)
+    return {**result.row(), **signal_metrics(signal, result.decoded), "rate": str(rate)}
 
 
 def compare(anchor: list[dict], test: list[dict]) -> dict:

@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -36,6 +35,8 @@ import torch
 from inrkit.codecs import EncodeOptions, Rate
 from inrkit.datasets import load
 from inrkit.eval.metrics import audio_metrics
+from inrkit.eval.results import write_json
+from inrkit.eval.round_trip import round_trip
 from inrkit.registry import CODECS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,28 +91,13 @@ def codec_for(name: str, model: Path, inr_steps: int):
 
 
 def run_point(codec, signal, rate: Rate, seed: int) -> dict:
-    started = time.perf_counter()
-    data = codec.encode(signal, rate, EncodeOptions(seed=seed))
-    encode_s = time.perf_counter() - started
-    started = time.perf_counter()
-    rec = codec.decode(data)
-    decode_s = time.perf_counter() - started
-    metrics = audio_metrics(signal, rec)
+    result = round_trip(codec, signal, rate, EncodeOptions(seed=seed))
+    metrics = audio_metrics(signal, result.decoded)
     return {
-        "kbps": 8 * len(data) / signal.duration / 1000,
-        "si-sdr": metrics["si-sdr"],
-        "mel-distance": metrics["mel-distance"],
-        "psnr": metrics["psnr"],
-        "encoding_time": encode_s,
-        "decoding_time": decode_s,
+        **result.row(),
+        **{k: metrics[k] for k in ("si-sdr", "mel-distance", "psnr")},
         "rate": str(rate),
     }
-
-
-def write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:

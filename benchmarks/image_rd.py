@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -24,6 +23,7 @@ from inrkit import api
 from inrkit.codecs.base import EncodeOptions, Rate
 from inrkit.eval.metrics import image_metrics
 from inrkit.eval.results import make_results, write_json
+from inrkit.eval.round_trip import round_trip
 
 INR_CODECS = ("siren", "spder", "polyinr", "fourier", "hashgrid")
 DEFAULT_CODECS = (*INR_CODECS, "jpeg", "webp")
@@ -56,23 +56,17 @@ def main(argv: list[str] | None = None) -> int:
         codec = api.make_codec(name)
         codec_rows = []
         for target in targets:
-            start = time.perf_counter()
-            data = codec.encode(image, Rate(bpp=target), options)
-            encoding_time = time.perf_counter() - start
-            start = time.perf_counter()
-            decoded = codec.decode(data)
-            decoding_time = time.perf_counter() - start
-            metrics = image_metrics(image, decoded)
+            result = round_trip(codec, image, Rate(bpp=target), options)
+            metrics = image_metrics(image, result.decoded)
             row = {
-                "codec": name, "target_bpp": target, "bpp": 8 * len(data) / image.num_samples,
+                "codec": name, "target_bpp": target, **result.row(),
                 "psnr-rgb": metrics["psnr-rgb"], "ms-ssim-rgb": metrics["ms-ssim-rgb"],
-                "encoding_time": encoding_time, "decoding_time": decoding_time,
                 **{f"inr_{k}": v for k, v in getattr(codec, "last_report", {}).items()},
             }
             codec_rows.append(row)
             print(f"{name:>9} target {target:<5g} bpp {row['bpp']:.4f}  PSNR {row['psnr-rgb']:6.2f} dB  "
-                  f"MS-SSIM {row['ms-ssim-rgb']:.4f}  enc {encoding_time:7.1f} s  "
-                  f"dec {decoding_time:6.2f} s", file=sys.stderr, flush=True)
+                  f"MS-SSIM {row['ms-ssim-rgb']:.4f}  enc {row['encoding_time']:7.1f} s  "
+                  f"dec {row['decoding_time']:6.2f} s", file=sys.stderr, flush=True)
         description = (f"{name} on {args.image.name}; " +
                        (f"fitting budget {args.time:g} s per encode" if name in INR_CODECS
                         else "Pillow, largest quality at or under each target"))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -28,6 +27,7 @@ from inrkit.codecs.base import EncodeOptions, Rate
 from inrkit.datasets.io import load
 from inrkit.eval.metrics import signal_metrics
 from inrkit.eval.results import make_results, metric_keys, rate_key, write_json
+from inrkit.eval.round_trip import round_trip
 from inrkit.registry import CODECS
 
 ROOT = Path(__file__).resolve().parent
@@ -41,20 +41,10 @@ def run_codec(name: str, signal, points: int, options: EncodeOptions,
     rows = []
     rates = [Rate(quality=q) for q in qualities] if qualities and name == "shacira" else codec.ladder(points)
     for rate in rates:
-        start = time.perf_counter()
-        data = codec.encode(signal, rate, options)
-        encoding_time = time.perf_counter() - start
-        start = time.perf_counter()
-        rec = codec.decode(data)
-        decoding_time = time.perf_counter() - start
-        row = {
-            rate_key(signal.modality): 8 * len(data) / signal.num_samples,
-            **signal_metrics(signal, rec),
-            "encoding_time": encoding_time,
-            "decoding_time": decoding_time,
-        }
+        result = round_trip(codec, signal, rate, options)
+        row = {**result.row(), **signal_metrics(signal, result.decoded)}
         print(f"  {name:10s} {rate!s:14s} bpp {row['bpp']:.4f}  PSNR {row['psnr-rgb']:.2f} dB  "
-              f"enc {encoding_time:7.1f} s  dec {decoding_time:5.2f} s", flush=True)
+              f"enc {result.encoding_time:7.1f} s  dec {result.decoding_time:5.2f} s", flush=True)
         rows.append(row)
     return rows
 

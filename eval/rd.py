@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from inrkit.registry import CODECS
 
 from .executors import make_executor
 from .results import make_results, metric_keys, rate_key, write_json, write_text
+from .round_trip import round_trip
 
 POINT_SCHEMA = 1
 
@@ -73,27 +73,15 @@ def measure(item: WorkItem, signal) -> dict:
     """
     from inrkit.eval.metrics import signal_metrics
 
-    codec = CODECS.get(item.codec)()
-    start = time.perf_counter()
-    data = codec.encode(signal, item.rate, item.options)
-    encoding_time = time.perf_counter() - start
-    start = time.perf_counter()
-    reconstruction = codec.decode(data)
-    decoding_time = time.perf_counter() - start
-    bits = 8 * len(data)
-    key = rate_key(signal.modality)
-    rate = bits / signal.duration / 1000.0 if key == "kbps" else bits / signal.num_samples
+    result = round_trip(CODECS.get(item.codec)(), signal, item.rate, item.options)
     return {
         "schema": POINT_SCHEMA,
         "file": item.path,
         "codec": item.codec,
         "target": str(item.rate),
         "options": _options_dict(item.options),
-        "bytes": len(data),
-        key: rate,
-        **signal_metrics(signal, reconstruction),
-        "encoding_time": encoding_time,
-        "decoding_time": decoding_time,
+        **result.row(),
+        **signal_metrics(signal, result.decoded),
     }
 
 
