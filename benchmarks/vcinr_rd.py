@@ -12,7 +12,11 @@ time and losses, every point), and prints a table. Rates are measured file sizes
 quality is measured on the decoded file (8-bit images, 16-bit audio).
 
     python benchmarks/vcinr_rd.py [--modalities image,audio] [--image-time 1380] [--audio-time 1000]
-        [--retrain] [--siren-time 60] [--encode-steps N] [--variant NAME]
+        [--retrain] [--siren-time 60] [--encode-steps N] [--refine-time S] [--variant NAME]
+
+``--refine-time S`` adds a second VC-INR curve, ``vcinr-refined``: the same model and
+λs, each encode spending about ``S`` seconds on encoder-side latent refinement
+(``EncodeOptions(time_budget=S)``, :meth:`inrkit.inr.vcinr.VCINR.refine`).
 
 ``--variant wide`` evaluates ``benchmarks/models/vcinr_audio_wide.safetensors``, trained
 with ``inrkit train vcinr --modality audio --patch 64 --latent-dim 48 --width 96
@@ -31,7 +35,6 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -40,6 +43,7 @@ from inrkit.codecs import EncodeOptions, Rate
 from inrkit.datasets import load
 from inrkit.eval.metrics import signal_metrics
 from inrkit.eval.results import make_results, write_json
+from inrkit.eval.round_trip import round_trip
 from inrkit.registry import CODECS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +81,7 @@ def data_root() -> Path:
     return Path(os.environ.get("INRKIT_DATA", ROOT.parent / "shared" / "data"))
 
 
+REFINED = "vcinr-refined"  # the same codec and model, EncodeOptions(time_budget=--refine-time)
 VARIANT = ""
 """``--variant NAME``: model files ``vcinr_<modality>_NAME.safetensors`` and results
 ``vcinr_NAME_*.json``, for models trained with other settings than ``TRAIN_ARGS``."""
@@ -109,22 +114,10 @@ def training_info(path: Path) -> dict:
 
 
 def run_point(codec, signal, rate: Rate, options: EncodeOptions) -> dict:
-    started = time.perf_counter()
-    data = codec.encode(signal, rate, options)
-    encode_s = time.perf_counter() - started
-    started = time.perf_counter()
-    rec = codec.decode(data)
-    decode_s = time.perf_counter() - started
-    m = signal_metrics(signal, rec)
-    row = {"encoding_time": encode_s, "decoding_time": decode_s, "rate": str(rate)}
-    if signal.modality == "audio":
-        row.update(kbps=8 * len(data) / signal.duration / 1000,
-                   **{k: m[k] for k in ("psnr", "si-sdr", "mel-distance")})  # fmt: skip
-    else:
-        row.update(
-            bpp=8 * len(data) / signal.num_samples, **{k: m[k] for k in ("psnr-rgb", "ms-ssim-rgb")}
-        )
-    return row
+    result = round_trip(codec, signal, rate, options)
+    m = signal_metrics(signal, result.decoded)
+    keys = ("psnr", "si-sdr", "mel-distance") if signal.modality == "audio" else ("psnr-rgb", "ms-ssim-rgb")
+    return {**result.row(), "rate": str(rate), **{k: m[k] for k in keys}}
 
 
 def _print(item: str, name: str, row: dict) -> None:
@@ -151,8 +144,13 @@ def evaluate(modality: str, args) -> list[tuple[str, str, dict]]:
         signal = load(data_root() / ("images" if modality == "image" else "audio") / name)
         stem = Path(name).stem
         points = {"vcinr": [run_point(vcinr, signal, r, steps_opt) for r in vcinr.ladder(16)]}
-        for row in points["vcinr"]:
-            _print(stem, "vcinr", row)
+        if args.refine_time:
+            refined = EncodeOptions(steps=args.encode_steps, seed=args.seed,
+                                    time_budget=args.refine_time)  # fmt: skip
+            points[REFINED] = [run_point(vcinr, signal, r, refined) for r in vcinr.ladder(16)]
+        for label, rows_of_label in points.items():
+            for row in rows_of_label:
+                _print(stem, label, row)
         if modality == "image":
             rates = [row["bpp"] for row in points["vcinr"]]
             plan = {
@@ -199,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--encode-steps", type=int, default=None, help="VC-INR inner steps at encode time"
     )
+    p.add_argument(
+        "--refine-time", type=float, default=0.0,
+        help="also encode with this many seconds of latent refinement (codec 'vcinr-refined')",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variant", default="", help="evaluate vcinr_<modality>_VARIANT.safetensors")
     args = p.parse_args(argv)
@@ -210,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, 1 thread",
         "data": str(data_root()),
         "encode_steps": args.encode_steps,
+        "refine_time": args.refine_time,
         "siren_time_budget": args.siren_time,
     }
     rows = []

@@ -23,6 +23,12 @@ model's λ equal to it; ``Rate(bpp=…)`` (images) or ``Rate(kbps=…)`` (audio)
 *measured* file rate is at most the target (the smallest file if none is).
 The latents are fitted once and packed with every prior to measure.
 
+Refinement: ``EncodeOptions.time_budget`` (CLI ``--time``) spends about that many seconds
+optimising the coded latents ``y`` of the chosen λ for the prior's own rate–distortion
+loss (:meth:`inrkit.inr.vcinr.VCINR.refine`; shared equally by all λs when a bpp or kbps
+target makes every λ a candidate). Only the encoder changes: the file format and the
+decoder are the same, and the inner loop plus ``g_a`` remain the default (fast) path.
+
 Items: an image is one item and must have the model's channel count; audio is coded
 channel by channel (mono items), resampled to the model's rate and back.
 """
@@ -195,46 +201,54 @@ class VCINRCodec(Codec):
     def latents(self, signal: Signal, steps: int | None = None) -> torch.Tensor:
         """The latent grids ``[items, d, *patch_grid]`` the inner loop finds for ``signal``."""
         model, _ = self._model()
-        values = self._items(signal, model)
-        return model.fit(values, steps)
+        return model.fit(self._items(signal, model), steps)
 
     def encode(self, signal: Signal, rate: Rate, options: EncodeOptions | None = None) -> bytes:
         self.check(signal, rate)
         model, digest = self._model()
+        options = options or EncodeOptions()
         lambdas = model.config.lambdas
         if rate.kind == "bpp" and signal.modality != "image":
             raise InputError("vcinr takes an audio rate in kbps, not bpp")
         if rate.kind == "kbps" and signal.modality != "audio":
             raise InputError("vcinr takes an image rate in bpp, not kbps")
-        if options is not None and options.steps is not None and options.steps < 0:
+        if options.steps is not None and options.steps < 0:
             raise InputError(f"vcinr: inner-loop steps must be >= 0, got {options.steps}")
-        torch.manual_seed(options.seed if options else 0)
-        latents = self.latents(signal, options.steps if options else None)
         if rate.kind == "quality":
-            return self._pack(
-                signal, latents, min(int(rate.value), len(lambdas)) - 1, model, digest
-            )
-        if rate.kind == "lmbda":
-            matches = [
-                i for i, v in enumerate(lambdas) if math.isclose(v, rate.value, rel_tol=1e-6)
-            ]
-            if not matches:
+            indexes = [min(int(rate.value), len(lambdas)) - 1]
+        elif rate.kind == "lmbda":
+            indexes = [i for i, v in enumerate(lambdas) if math.isclose(v, rate.value, rel_tol=1e-6)]
+            if not indexes:
                 raise InputError(
                     f"this VC-INR model was trained for λ in {list(lambdas)}, not {rate.value:g}"
                 )
-            return self._pack(signal, latents, matches[0], model, digest)
-        files = [self._pack(signal, latents, i, model, digest) for i in range(len(lambdas))]
+            indexes = indexes[:1]
+        else:
+            indexes = list(range(len(lambdas)))
+        torch.manual_seed(options.seed)
+        values = self._items(signal, model)
+        with torch.no_grad():
+            latents = model.fit(values, options.steps)
+        files = {}
+        for i in indexes:
+            with torch.no_grad():
+                y = model.priors[i].g_a(latents)
+            if options.time_budget:
+                seconds = options.time_budget / len(indexes)
+                y = model.refine(i, y, values, seconds=seconds, seed=options.seed)
+            files[i] = self._pack(signal, y, i, model, digest)
+        if len(files) == 1:
+            return files[indexes[0]]
         per = signal.num_samples / 8 if rate.kind == "bpp" else signal.duration * 1000 / 8
-        fitting = [i for i, f in enumerate(files) if len(f) / per <= rate.value]
+        fitting = [i for i, f in files.items() if len(f) / per <= rate.value]
         if not fitting:
-            return min(files, key=len)
+            return min(files.values(), key=len)
         return files[max(fitting, key=lambdas.__getitem__)]
 
-    def _pack(
-        self, signal: Signal, latents: torch.Tensor, index: int, model: VCINR, digest: str
-    ) -> bytes:
+    @torch.no_grad()
+    def _pack(self, signal: Signal, y: torch.Tensor, index: int, model: VCINR, digest: str) -> bytes:
+        """The file for the λ ``index`` from its (unrounded) ``y = g_a(φ)``."""
         prior = model.priors[index]
-        y = prior.g_a(latents)
         z = prior.h_a(torch.abs(y))
         y_grid, z_grid = tuple(y.shape[2:]), tuple(z.shape[2:])
         eb, gc = prior.entropy_bottleneck, prior.gaussian_conditional
@@ -245,7 +259,7 @@ class VCINRCodec(Codec):
             np.arange(z.shape[1]).reshape(-1, *([1] * len(z_grid))), z_sym.shape[1:]
         )
         symbols_z, index_z, symbols_y, index_y = [], [], [], []
-        for item in range(latents.shape[0]):
+        for item in range(y.shape[0]):
             symbols_z += z_sym[item].ravel().tolist()
             index_z += z_idx.ravel().tolist()
             symbols_y += y_sym[item].ravel().tolist()
@@ -253,8 +267,8 @@ class VCINRCodec(Codec):
         header = {
             "model": {"sha256": digest},
             "lambda_index": index,
-            "items": int(latents.shape[0]),
-            "patch_grid": list(latents.shape[2:]),
+            "items": int(y.shape[0]),
+            "patch_grid": list(y_grid),
         }
         if signal.modality == "audio":
             header["model"]["sample_rate"] = model.config.sample_rate

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -258,10 +259,14 @@ class LatentPrior(nn.Module):
         return self.crop(self.h_s(z_hat), y)
 
     def forward(self, phi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        y = self.g_a(phi)
+        return self.code(self.g_a(phi))
+
+    def code(self, y: torch.Tensor, training: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(φ̂, bits)`` for ``y`` itself; ``training=True`` forces the noisy likelihoods
+        whatever the module's mode (encoder-side refinement of a frozen prior)."""
         z = self.h_a(torch.abs(y))
-        z_hat, z_lik = self.entropy_bottleneck(z)
-        _, y_lik = self.gaussian_conditional(y, self.scales(z_hat, y))
+        z_hat, z_lik = self.entropy_bottleneck(z, training=training)
+        _, y_lik = self.gaussian_conditional(y, self.scales(z_hat, y), training=training)
         y_hat = y + (torch.round(y) - y).detach()
         bits = -(torch.log2(y_lik).flatten(1).sum(1) + torch.log2(z_lik).flatten(1).sum(1))
         return self.g_s(y_hat), bits
@@ -384,6 +389,69 @@ class VCINR(nn.Module):
         flat = patches.reshape(b * p, *patches.shape[2:])
         phi = torch.cat([self.inner_loop(part, steps) for part in flat.split(chunk)])
         return self.latent_grid(phi, b, tuple(values.shape[1:-1]))
+
+    def refine(
+        self,
+        index: int,
+        y: torch.Tensor,
+        values: torch.Tensor,
+        steps: int | None = None,
+        seconds: float | None = None,
+        lr: float = 0.1,
+        points: int = 64,
+        max_points: int = 1 << 17,
+        seed: int = 0,
+    ) -> torch.Tensor:
+        """Encoder-side rate–distortion refinement of the coded latents ``y [B, M, *pgrid]``
+        of the items ``values [B, *grid, C]`` under the frozen prior ``index``.
+
+        The inner loop and ``g_a`` are an amortised guess; this optimises ``y`` itself for
+        the loss the prior was trained on, ``R + λ·255²·MSE`` (bits per sample, MSE of the
+        rendering of ``g_s(ŷ)`` on the ``[0, 1]`` scale), with ``ŷ`` rounded
+        straight-through and noisy likelihoods — the per-image latent optimisation of
+        Campos et al. 2019 ("Content Adaptive Optimization for Neural Image Compression")
+        and Yang et al. 2020 ("Improving Inference for Neural Image Compression"), which
+        only the encoder runs, so the bitstream and the decoder are unchanged. Adam with a
+        cosine decay from ``lr``; each step scores ``points`` random points of each patch
+        (of at most ``max_points // points`` random patches). ``steps`` fixes the number
+        of steps; ``seconds`` instead sets it from the time of steps 2–5.
+        Returns the refined ``y`` (unrounded, detached)."""
+        if (steps is None) == (seconds is None):
+            raise InputError("vcinr refine: give steps or seconds")
+        prior, lam = self.priors[index], self.config.lambdas[index]
+        patches = self.to_patches(values)
+        patches = patches.reshape(-1, *patches.shape[2:])  # [B·P, n, C]
+        n_points, n_patches = min(points, patches.shape[1]), patches.shape[0]
+        batch = min(n_patches, max(1, max_points // n_points))
+        samples = values[0, ..., 0].numel()
+        gen = torch.Generator().manual_seed(seed)
+        y = y.detach().clone().requires_grad_(True)
+        opt = torch.optim.Adam([y], lr=lr)
+        total, step, start = steps, 0, time.perf_counter()
+        first = start
+        with torch.enable_grad():
+            while total is None or step < total:
+                rate = lr if total is None else lr * 0.5 * (1 + math.cos(math.pi * step / total))
+                for group in opt.param_groups:
+                    group["lr"] = rate
+                pts = torch.randperm(patches.shape[1], generator=gen)[:n_points]
+                chosen = torch.randperm(n_patches, generator=gen)[:batch]
+                phi_hat, bits = prior.code(y, training=True)
+                phi = self.latent_list(phi_hat)[chosen]
+                rec = self.render(phi, self.coords[pts])
+                mse = (rec - patches[chosen][:, pts]).square().mean() / 4  # on the [0, 1] scale
+                loss = bits.mean() / samples + lam * 255**2 * mse
+                (y.grad,) = torch.autograd.grad(loss, y)  # the model's own .grad stay untouched
+                opt.step()
+                step += 1
+                if total is None:  # time steps 2–5: the first one pays for warm-up
+                    now = time.perf_counter()
+                    if step == 1:
+                        first = now
+                    if step == 5 or now - start >= seconds:
+                        step_time = (now - first) / max(1, step - 1) or (now - start)
+                        total = step + max(0, int((seconds - (now - start)) / step_time))
+        return y.detach()
 
     def latent_grid(self, phi: torch.Tensor, items: int, grid: tuple[int, ...]) -> torch.Tensor:
         """``φ [B·P, d]`` → ``[B, d, *patch_grid]``."""

@@ -108,6 +108,34 @@ def test_inner_loop_step_reduces_the_loss():
     assert model.phi_init.grad.abs().sum() > 0 and model.net.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize(
+    ("cfg", "grid", "items"), [(TINY, (24, 20), 1), (TINY_AUDIO, (200,), 2)], ids=["image", "audio"]
+)
+def test_refine_lowers_the_rate_distortion_loss_of_the_coded_latents(cfg, grid, items):
+    torch.manual_seed(0)
+    model = VCINR(VCINRConfig(**cfg)).eval()
+    with torch.no_grad():  # a signal the network can represent
+        values = model.reconstruct(3 * torch.randn(items, 4, *model.patch_grid(grid)), grid)
+    grid, lam = tuple(values.shape[1:-1]), model.config.lambdas[1]
+    prior = model.priors[1]
+
+    def loss(y):  # rounded latents, discrete likelihoods, every point
+        with torch.no_grad():
+            phi_hat, bits = prior.code(y, training=False)
+            mse = (model.reconstruct(phi_hat, grid) - values).square().mean() / 4
+        return bits.mean() / math.prod(grid) + lam * 255**2 * mse
+
+    with torch.no_grad():
+        y0 = prior.g_a(model.fit(values))
+    y = model.refine(1, y0, values, steps=100, points=32)
+    assert y.shape == y0.shape and not y.requires_grad
+    assert loss(y) < 0.9 * loss(y0)
+    assert all(p.grad is None for p in model.parameters())  # only y was optimised
+    assert model.refine(1, y0, values, seconds=0.05).shape == y0.shape
+    with pytest.raises(InputError, match="steps or seconds"):
+        model.refine(1, y0, values)
+
+
 def test_latent_prior_bits_and_frozen_tables():
     torch.manual_seed(0)
     cfg = VCINRConfig(**TINY)
