@@ -130,7 +130,10 @@ def test_refine_lowers_the_rate_distortion_loss_of_the_coded_latents(cfg, grid, 
     y = model.refine(1, y0, values, steps=100, points=32)
     assert y.shape == y0.shape and not y.requires_grad
     assert loss(y) < 0.9 * loss(y0)
+    assert math.isclose(model.coded_loss(1, y, values), loss(y), rel_tol=1e-5)
     assert all(p.grad is None for p in model.parameters())  # only y was optimised
+    # a step size that only makes things worse: the starting latents come back
+    assert torch.equal(model.refine(1, y0, values, steps=5, lr=100.0), y0)
     assert model.refine(1, y0, values, seconds=0.05).shape == y0.shape
     with pytest.raises(InputError, match="steps or seconds"):
         model.refine(1, y0, values)
