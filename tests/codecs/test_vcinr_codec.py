@@ -260,25 +260,13 @@ def test_trained_model_encodes_through_the_cli(tmp_path):
     src = tmp_path / "in.png"
     write_image(load_sample_image((300, 300, 20, 28)), src)
     inrk, png = tmp_path / "x.inrk", tmp_path / "out.png"
-    assert (
-        cli(
-            [
-                "encode",
-                str(src),
-                "-o",
-                str(inrk),
-                "--codec",
-                "vcinr",
-                "--quality",
-                "1",
-                "--model",
-                str(model),
-            ]
-        )
-        == 0
-    )
+    encode = ["encode", str(src), "-o", str(inrk), "--codec", "vcinr", "--quality", "1",
+              "--model", str(model)]  # fmt: skip
+    assert cli(encode) == 0
     assert cli(["decode", str(inrk), "-o", str(png), "--model", str(model)]) == 0
     assert png.is_file()
+    assert cli([*encode, "--time", "0.5"]) == 0  # with latent refinement: the same decoder
+    assert cli(["decode", str(inrk), "-o", str(png), "--model", str(model)]) == 0
 
 
 def test_out_of_range_symbols_are_refused(image_model):
