@@ -235,7 +235,9 @@ class VCINRCodec(Codec):
                 y = model.priors[i].g_a(latents)
             if options.time_budget:
                 seconds = options.time_budget / len(indexes)
-                y = model.refine(i, y, values, seconds=seconds, seed=options.seed)
+                y = model.refine(
+                    i, y, values, seconds=seconds, seed=options.seed, progress=options.progress
+                )
             files[i] = self._pack(signal, y, i, model, digest)
         if len(files) == 1:
             return files[indexes[0]]

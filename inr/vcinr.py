@@ -59,12 +59,14 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from torch import nn
+from tqdm import tqdm
 
 from inrkit import model_files
 from inrkit.datasets.grids import coordinate_grid
@@ -404,6 +406,7 @@ class VCINR(nn.Module):
         points: int = 64,
         max_points: int = 1 << 17,
         seed: int = 0,
+        progress: bool = False,
     ) -> torch.Tensor:
         """Encoder-side rate–distortion refinement of the coded latents ``y [B, M, *pgrid]``
         of the items ``values [B, *grid, C]`` under the frozen prior ``index``.
@@ -435,7 +438,9 @@ class VCINR(nn.Module):
         opt = torch.optim.Adam([y], lr=lr)
         total, step, start = steps, 0, time.perf_counter()
         first = start
-        with torch.enable_grad():
+        bar = tqdm(total=total, file=sys.stderr, disable=not progress, unit="step",
+                   desc=f"vcinr refine λ={lam:g}", leave=False)  # fmt: skip
+        with bar, torch.enable_grad():
             while total is None or step < total:
                 rate = lr if total is None else lr * 0.5 * (1 + math.cos(math.pi * step / total))
                 for group in opt.param_groups:
@@ -450,6 +455,7 @@ class VCINR(nn.Module):
                 (y.grad,) = torch.autograd.grad(loss, y)  # the model's own .grad stay untouched
                 opt.step()
                 step += 1
+                bar.update(1)
                 if total is None:  # time steps 2–5: the first one pays for warm-up
                     now = time.perf_counter()
                     if step == 1:
@@ -457,6 +463,7 @@ class VCINR(nn.Module):
                     if step == 5 or now - start >= seconds:
                         step_time = (now - first) / max(1, step - 1) or (now - start)
                         total = step + max(0, int((seconds - (now - start)) / step_time))
+                        bar.total = total
         y = y.detach()
         return min((y, start_y), key=lambda v: self.coded_loss(index, v, values))
 
