@@ -61,6 +61,12 @@ class EncodeOptions:
     device: str = "cpu"
     progress: bool = False
 
+    def __post_init__(self) -> None:
+        if self.steps is not None and self.steps < 0:
+            raise InputError(f"steps must be >= 0, got {self.steps}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise InputError(f"the time budget must be a positive number of seconds, got {self.time_budget}")
+
 
 class Codec:
     """Base class. Subclasses set ``name``, ``version`` and ``modalities`` and

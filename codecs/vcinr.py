@@ -212,8 +212,6 @@ class VCINRCodec(Codec):
             raise InputError("vcinr takes an audio rate in kbps, not bpp")
         if rate.kind == "kbps" and signal.modality != "audio":
             raise InputError("vcinr takes an image rate in bpp, not kbps")
-        if options.steps is not None and options.steps < 0:
-            raise InputError(f"vcinr: inner-loop steps must be >= 0, got {options.steps}")
         if rate.kind == "quality":
             indexes = [min(int(rate.value), len(lambdas)) - 1]
         elif rate.kind == "lmbda":

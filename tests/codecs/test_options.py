@@ -1,0 +1,24 @@
+"""EncodeOptions refuses budgets no encoder can honour, for every codec at once."""
+
+import pytest
+
+from inrkit import api
+from inrkit.codecs import EncodeOptions
+from inrkit.datasets.samples import load_sample_image
+from inrkit.errors import InputError
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [({"steps": -1}, "steps"), ({"time_budget": 0}, "time budget"), ({"time_budget": -5.0}, "time budget"),
+     ({"time_budget": float("nan")}, "time budget")],
+)  # fmt: skip
+def test_bad_budgets_are_input_errors(options, match):
+    with pytest.raises(InputError, match=match):
+        EncodeOptions(**options)
+    with pytest.raises(InputError, match=match):
+        api.encode(load_sample_image((0, 0, 16, 16)), "jpeg", quality=3, **options)
+
+
+def test_zero_steps_and_no_budget_are_allowed():
+    assert EncodeOptions(steps=0).steps == 0 and EncodeOptions().time_budget is None
