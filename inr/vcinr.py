@@ -431,7 +431,7 @@ class VCINR(nn.Module):
         patches = patches.reshape(-1, *patches.shape[2:])  # [B·P, n, C]
         n_points, n_patches = min(points, patches.shape[1]), patches.shape[0]
         batch = min(n_patches, max(1, max_points // n_points))
-        samples = values[0, ..., 0].numel()
+        samples = math.prod(values.shape[1:-1])  # per item
         gen = torch.Generator().manual_seed(seed)
         start_y = y.detach()
         y = start_y.clone().requires_grad_(True)
@@ -442,9 +442,9 @@ class VCINR(nn.Module):
                    desc=f"vcinr refine λ={lam:g}", leave=False)  # fmt: skip
         with bar, torch.enable_grad():
             while total is None or step < total:
-                rate = lr if total is None else lr * 0.5 * (1 + math.cos(math.pi * step / total))
+                step_lr = lr if total is None else lr * 0.5 * (1 + math.cos(math.pi * step / total))
                 for group in opt.param_groups:
-                    group["lr"] = rate
+                    group["lr"] = step_lr
                 pts = torch.randperm(patches.shape[1], generator=gen)[:n_points]
                 chosen = torch.randperm(n_patches, generator=gen)[:batch]
                 phi_hat, bits = prior.code(y, training=True)
