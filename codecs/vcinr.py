@@ -247,7 +247,7 @@ class VCINRCodec(Codec):
 
     @torch.no_grad()
     def _pack(self, signal: Signal, y: torch.Tensor, index: int, model: VCINR, digest: str) -> bytes:
-        """The file for the λ ``index`` from its (unrounded) ``y = g_a(φ)``."""
+        """The file for the λ ``index`` from its unrounded latents ``y`` (``g_a(φ)``, or refined)."""
         prior = model.priors[index]
         z = prior.h_a(torch.abs(y))
         y_grid, z_grid = tuple(y.shape[2:]), tuple(z.shape[2:])
