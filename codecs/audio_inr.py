@@ -304,7 +304,7 @@ class AudioInrCodec(Codec):
         best = None
         for bits in range(4, 13):
             data = self._pack(signal, fields, scales, chunk, bits)
-            kbps = 8 * len(data) / signal.duration / 1000
+            kbps = self.measured_rate(signal, data)
             if best is None or abs(kbps - target_kbps) < abs(best[2] - target_kbps):
                 best = (data, bits, kbps)
         return best

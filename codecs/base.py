@@ -105,6 +105,15 @@ class Codec:
             return [Rate(**{kind: round(lo * (hi / lo) ** (i / (n - 1)), 4)}) for i in range(n)]
         return [Rate(quality=q) for q in range(1, n + 1)]
 
+    @staticmethod
+    def measured_rate(signal: Signal, data: bytes) -> float:
+        """The rate of an encoded file, from its size: kbps for audio, bits per pixel
+        (per frame pixel for video) otherwise."""
+        bits = 8 * len(data)
+        if signal.modality == "audio":
+            return bits / signal.duration / 1000.0
+        return bits / signal.num_samples
+
     @classmethod
     def open(cls, data: bytes) -> Container:
         """Parse ``data`` as a file of this codec and version, else BitstreamError."""

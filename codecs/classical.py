@@ -93,13 +93,6 @@ class ClassicalCodec(Codec):
             )
         return self.levels[quality - 1]
 
-    def measured_rate(self, signal: Signal, data: bytes) -> float:
-        """bpp (images, video) or kbps (audio) of an encoded file."""
-        bits = 8 * len(data)
-        if signal.modality == "audio":
-            return bits / signal.duration / 1000.0
-        return bits / signal.num_samples
-
     def encode(self, signal: Signal, rate: Rate, options: EncodeOptions | None = None) -> bytes:
         self.check(signal, rate)
         self._check_signal(signal)
@@ -488,10 +481,6 @@ class _FFmpegAudioCodec(ClassicalCodec):
             audio = torch.nn.functional.pad(audio[:, :length], (0, max(0, length - audio.shape[1])))
         return Signal(audio.clamp(-1, 1), "audio", bit_depth=16, sample_rate=float(rate),
                       source=f"{self.name} stream")
-
-    def measured_rate(self, signal: Signal, data: bytes) -> float:
-        return 8 * len(data) / signal.duration / 1000.0
-
 
 @register_codec("mp3")
 class MP3(_FFmpegAudioCodec):

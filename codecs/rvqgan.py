@@ -80,7 +80,7 @@ class RVQGANCodec(Codec):
         files = []
         for n in range(1, n_max + 1):
             data = self._pack(signal, codes[:, :n], model, digest)
-            if n > 1 and 8 * len(data) / signal.duration / 1000 > rate.value:
+            if n > 1 and self.measured_rate(signal, data) > rate.value:
                 break
             files.append(data)
         return files[-1]

@@ -456,9 +456,7 @@ class ShaciraCodec(Codec):
             data = pack_model(model, signal, bits)
             if psnr(unpack_model(data)[0]) >= reference - MLP_BITS_MAX_LOSS_DB:
                 break
-        if signal.modality == "audio":
-            return data, 8 * len(data) / signal.duration / 1000
-        return data, 8 * len(data) / signal.num_samples
+        return data, self.measured_rate(signal, data)
 
     def decode(self, data: bytes, **options: Any) -> Signal:
         if options:

@@ -239,8 +239,7 @@ class VCINRCodec(Codec):
             files[i] = self._pack(signal, y, i, model, digest)
         if len(files) == 1:
             return files[indexes[0]]
-        per = signal.num_samples / 8 if rate.kind == "bpp" else signal.duration * 1000 / 8
-        fitting = [i for i, f in files.items() if len(f) / per <= rate.value]
+        fitting = [i for i, f in files.items() if self.measured_rate(signal, f) <= rate.value]
         if not fitting:
             return min(files.values(), key=len)
         return files[max(fitting, key=lambdas.__getitem__)]

@@ -16,14 +16,6 @@ from inrkit.datasets.signal import Signal
 from .results import rate_key
 
 
-def file_rate(signal: Signal, n_bytes: int) -> float:
-    """The measured rate of an ``n_bytes`` file coding ``signal``: kbps for audio, bits
-    per pixel (per frame pixel for video) otherwise."""
-    if rate_key(signal.modality) == "kbps":
-        return 8 * n_bytes / signal.duration / 1000
-    return 8 * n_bytes / signal.num_samples
-
-
 @dataclass(frozen=True)
 class RoundTrip:
     data: bytes
@@ -31,7 +23,7 @@ class RoundTrip:
     encoding_time: float  # seconds
     decoding_time: float
     rate_key: str  # "bpp" or "kbps"
-    rate: float  # measured from len(data)
+    rate: float  # Codec.measured_rate: from len(data)
 
     def row(self) -> dict:
         """``{bpp|kbps, bytes, encoding_time, decoding_time}`` for a results row."""
@@ -53,4 +45,4 @@ def round_trip(
     decoded = codec.decode(data)
     decoding_time = time.perf_counter() - start
     return RoundTrip(data, decoded, encoding_time, decoding_time,
-                     rate_key(signal.modality), file_rate(signal, len(data)))  # fmt: skip
+                     rate_key(signal.modality), codec.measured_rate(signal, data))  # fmt: skip

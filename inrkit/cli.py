@@ -62,6 +62,7 @@ def _progress_line(message: str) -> None:
 # -- encode ----------------------------------------------------------------
 def cmd_encode(args: argparse.Namespace) -> int:
     from inrkit import api
+    from inrkit.codecs.base import Codec
     from inrkit.eval.metrics import signal_metrics
 
     inp, out = Path(args.input), Path(args.output)
@@ -89,11 +90,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     api.save(data, out)
     decoded = api.decode(data, **codec_kwargs)
-    bits = 8 * len(data)
-    if signal.modality == "audio":
-        rate_text = f"{bits / signal.duration / 1000:.2f} kbps"
-    else:
-        rate_text = f"{bits / signal.num_samples:.4f} bpp"
+    rate = Codec.measured_rate(signal, data)
+    rate_text = f"{rate:.2f} kbps" if signal.modality == "audio" else f"{rate:.4f} bpp"
     metrics = signal_metrics(signal, decoded)
     if signal.modality == "audio":
         quality = f"PSNR {metrics['psnr']:.2f} dB, SI-SDR {metrics['si-sdr']:.2f} dB"

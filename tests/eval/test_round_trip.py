@@ -5,9 +5,10 @@ import math
 import torch
 
 from inrkit.codecs import Rate
+from inrkit.codecs.base import Codec
 from inrkit.datasets import Signal
 from inrkit.datasets.samples import load_sample_image
-from inrkit.eval.round_trip import file_rate, round_trip
+from inrkit.eval.round_trip import round_trip
 from inrkit.registry import CODECS
 
 
@@ -25,6 +26,6 @@ def test_image_round_trip_rate_in_bpp():
 def test_audio_rate_in_kbps():
     t = torch.arange(8000) / 8000
     tone = Signal(0.3 * torch.sin(2 * math.pi * 440 * t)[None], "audio", sample_rate=8000)
-    assert file_rate(tone, 4000) == 32.0  # 32,000 bits in one second
+    assert Codec.measured_rate(tone, bytes(4000)) == 32.0  # 32,000 bits in one second
     result = round_trip(CODECS.get("mp3")(), tone, Rate(kbps=32))
     assert result.rate_key == "kbps" and math.isclose(result.rate, 8 * len(result.data) / 1000)
