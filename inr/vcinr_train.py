@@ -19,7 +19,9 @@ al. 2022, github.com/EmilienDupont/coinpp, ``coinpp/metalearning.py``). Two stag
    tables (:meth:`~inrkit.inr.vcinr.LatentPrior.freeze`).
 
 ``--retrain-priors`` keeps the meta-learned networks of ``--out`` and runs stage 2 again
-(the λs may change); ``--time`` then budgets stage 2 alone.
+(the λs may change); ``--time`` then budgets stage 2 alone. ``--continue-meta`` keeps
+them and their outer Adam moments, meta-learns ``--steps`` more steps on patches the
+earlier run did not draw, and then runs stage 2 anew; ``--time`` budgets both.
 
 Departures, for CPU budgets: the distortion of stage 2 is estimated on ``--points``
 random points per patch, not all of them; before the first λ, ``g_a``/``g_s`` are warmed
@@ -62,6 +64,7 @@ from inrkit.training import (
     init_distributed,
     optimizer_from_tensors,
     optimizers_to_tensors,
+    read_training_state,
     resume_weights,
     write_training_state,
 )
@@ -122,7 +125,8 @@ class TrainState:
     prior: int = 0  # index of the prior being trained
     seconds: float = 0.0
     meta_seconds: float = 0.0  # how long the meta-learning stage took
-    budget_start: float = 0.0  # where --time counts from (meta end, with --retrain-priors)
+    budget_start: float = 0.0  # where --time counts from (the earlier run's end, if any)
+    meta_round: int = 0  # 1 + the number of --continue-meta runs that built on this model
     losses: dict = field(default_factory=dict)
 
 
@@ -197,6 +201,12 @@ def _parse(argv) -> argparse.Namespace:
         "(--lambdas and --transform may change)",
     )
     p.add_argument(
+        "--continue-meta",
+        action="store_true",
+        help="keep the meta-learned networks of --out and their Adam state, meta-learn "
+        "--steps more steps on new patches, then train the priors anew",
+    )
+    p.add_argument(
         "--resume", action="store_true", help="continue from --out and its .train.safetensors"
     )
     p.add_argument("--save-every", type=int, default=500)
@@ -222,8 +232,10 @@ def _parse(argv) -> argparse.Namespace:
         raise InputError(f"--lambdas takes comma-separated numbers, got {args.lambdas!r}") from None
     if args.prior_warmup < 0:
         raise InputError(f"--prior-warmup must be >= 0, got {args.prior_warmup}")
-    if args.resume and args.retrain_priors:
-        raise InputError("--resume and --retrain-priors exclude each other")
+    chosen = [f for f in ("resume", "retrain_priors", "continue_meta") if getattr(args, f)]
+    if len(chosen) > 1:
+        flags = " and ".join("--" + f.replace("_", "-") for f in chosen)
+        raise InputError(f"{flags} exclude each other")
     if args.time is not None and not args.time > 0:
         raise InputError(f"--time must be positive, got {args.time}")
     image = args.modality == "image"
@@ -301,12 +313,31 @@ def _train(args, rank: int, world: int) -> TrainState:
                 optimizer_from_tensors("meta", opt_tensors, opt_meta["meta"])
             )
     elif args.retrain_priors:
-        meta_seconds = _load_meta_learned(args.out, model)
+        meta_seconds, _ = _load_meta_learned(args.out, model)
         state = TrainState(
             stage="prior",
             seconds=meta_seconds,
             meta_seconds=meta_seconds,
             budget_start=meta_seconds,
+        )
+    elif args.continue_meta:
+        meta_seconds, saved = _load_meta_learned(args.out, model)
+        if saved.get("stage", "done") == "meta":
+            raise InputError(
+                f"{str(args.out)!r} is still in its meta-learning stage: use --resume"
+            )
+        training, opt_tensors = read_training_state(
+            args.out, STATE_FORMAT, "a VC-INR training state"
+        )
+        optimizers["meta"].load_state_dict(
+            optimizer_from_tensors("meta", opt_tensors, json.loads(training["optimizers"])["meta"])
+        )
+        opt_tensors = {}  # the priors start anew
+        state = TrainState(
+            stage="meta",
+            seconds=meta_seconds,
+            budget_start=meta_seconds,
+            meta_round=int(saved.get("meta_round", 0)) + 1,
         )
     items = load_items(args.data, args.modality, config.sample_rate)
     saved_args = {
@@ -381,12 +412,14 @@ def _meta_stage(
     args, model, params, opt, items, state, rank, world, elapsed, checkpoint, tqdm, quiet
 ):
     cfg = model.config
-    deadline = None if args.time is None else META_SHARE * args.time
+    deadline = None if args.time is None else state.budget_start + META_SHARE * args.time
     bar = tqdm(total=args.steps, initial=state.step, disable=quiet, desc="vcinr meta", unit="step")
     with _StepLog(bar, state, args.save_every, checkpoint, elapsed, deadline, world) as log:
         while state.step < args.steps:
             # Seeded per step and rank, so a resumed run sees the data an unbroken one would.
-            rng = random.Random(f"{args.seed}/{rank}/meta/{state.step}")
+            # Each --continue-meta round draws patches of its own.
+            stream = "meta" if state.meta_round == 0 else f"meta{state.meta_round}"
+            rng = random.Random(f"{args.seed}/{rank}/{stream}/{state.step}")
             target = torch.stack(
                 [random_crop(items, cfg.patch, rng) for _ in range(args.batch_size)]
             )
@@ -432,9 +465,10 @@ def _warm_up_transforms(args, prior, latents: torch.Tensor, rank: int, world: in
         opt.step()
 
 
-def _load_meta_learned(out, model: VCINR) -> float:
-    """The meta-learned networks of ``out`` into ``model`` (whose λs may differ); returns
-    the seconds their training took (that run's total if it did not record them)."""
+def _load_meta_learned(out, model: VCINR) -> tuple[float, dict]:
+    """The meta-learned networks of ``out`` into ``model`` (whose λs and transforms may
+    differ); returns the seconds their training took (that run's total if it did not
+    record them) and the training state saved in the model file."""
     saved, _ = load_model(out)
     mine = model.config
     if dataclasses.replace(saved.config, lambdas=mine.lambdas, transform=mine.transform) != mine:
@@ -442,7 +476,7 @@ def _load_meta_learned(out, model: VCINR) -> float:
     shared = {k: v for k, v in saved.state_dict().items() if not k.startswith("priors.")}
     model.load_state_dict(shared, strict=False)  # only the priors' entries are missing
     info = json.loads(read_metadata(out).get("training", "{}")).get("state", {})
-    return float(info.get("meta_seconds") or info.get("seconds", 0.0))
+    return float(info.get("meta_seconds") or info.get("seconds", 0.0)), info
 
 
 def _prior_stage(args, model, optimizers, opt_tensors, opt_meta, items, state, rank, world,

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 from safetensors import safe_open
+from safetensors.torch import load_file
 
 from inrkit.datasets.image import write_image
 from inrkit.datasets.samples import load_sample_image
@@ -328,3 +329,40 @@ def test_retrain_priors_keeps_the_meta_learned_networks(image_dir, tmp_path):
         main([*args, "--retrain-priors", "--width", "8"])
     main([*args, "--retrain-priors", "--transform", "conv"])  # the transforms may change too
     assert load_model(out)[0].config.transform == "conv"
+
+
+def test_continue_meta_learns_on_from_the_saved_networks_and_adam_state(
+    image_dir, tmp_path, monkeypatch
+):
+    out = tmp_path / "c.safetensors"
+    args = ["--modality", "image", "--data", str(image_dir), "--out", str(out),
+            "--prior-steps", "2", *TINY_ARGS]  # fmt: skip
+    main([*args, "--steps", "2"])
+    first, _ = load_model(out)
+    first_state = json.loads(_metadata(out)["training"])["state"]
+    main([*args, "--steps", "3", "--continue-meta"])
+    second, _ = load_model(out)
+    assert not torch.equal(second.net.weight, first.net.weight)
+    assert all(p.frozen for p in second.priors)
+    state = json.loads(_metadata(out)["training"])["state"]
+    assert state["meta_round"] == 1 and state["stage"] == "done"
+    assert state["budget_start"] == first_state["meta_seconds"]
+    assert state["meta_seconds"] > first_state["meta_seconds"]
+    # Adam went on counting from the first run's 2 steps
+    steps = load_file(str(tmp_path / "c.train.safetensors"))["meta.0.step"]
+    assert steps.item() == 5
+    main([*args, "--steps", "1", "--continue-meta"])
+    assert json.loads(_metadata(out)["training"])["state"]["meta_round"] == 2
+    with pytest.raises(InputError, match="exclude"):
+        main([*args, "--continue-meta", "--retrain-priors"])
+    with pytest.raises(ModelError, match="different config"):
+        main([*args, "--continue-meta", "--width", "8"])
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+
+    unfinished = tmp_path / "u.safetensors"
+    monkeypatch.setattr("inrkit.inr.vcinr_train._meta_stage", interrupted)
+    main([*args[:5], str(unfinished), *args[6:], "--steps", "2"])
+    with pytest.raises(InputError, match="--resume"):
+        main([*args[:5], str(unfinished), *args[6:], "--continue-meta"])
