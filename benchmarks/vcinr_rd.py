@@ -23,8 +23,9 @@ with ``inrkit train vcinr --modality audio --patch 64 --latent-dim 48 --width 96
 --batch-size 64 --crops 48 --lambdas 0.004,0.016,0.064,0.25 --prior-warmup 3000``;
 ``--variant wideres`` evaluates ``vcinr_audio_wideres.safetensors`` (that model with its
 priors retrained on residual transforms, ``--retrain-priors --transform residual``) and
-``--variant residual`` ``vcinr_image_residual.safetensors`` (the image model, likewise);
-docs/vcinr.md has the commands. Models trained by this script itself use the
+``--variant residual`` ``vcinr_image_residual.safetensors`` (the image model, likewise),
+``--variant long`` ``vcinr_image_long.safetensors`` (the image model meta-learned further
+with ``--continue-meta``, residual transforms); docs/vcinr.md has the commands. Models trained by this script itself use the
 trainer's default, residual, transforms.
 """
 
