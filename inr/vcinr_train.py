@@ -66,6 +66,7 @@ from inrkit.training import (
     optimizers_to_tensors,
     read_training_state,
     resume_weights,
+    training_state_path,
     write_training_state,
 )
 
@@ -313,26 +314,27 @@ def _train(args, rank: int, world: int) -> TrainState:
                 optimizer_from_tensors("meta", opt_tensors, opt_meta["meta"])
             )
     elif args.retrain_priors:
-        meta_seconds, _ = _load_meta_learned(args.out, model)
+        meta_seconds, saved = _load_meta_learned(args.out, model)
+        # carried into the new training state, so --continue-meta can build on this run
+        if training_state_path(args.out).is_file():
+            _load_meta_moments(args.out, optimizers["meta"])
         state = TrainState(
             stage="prior",
             seconds=meta_seconds,
             meta_seconds=meta_seconds,
             budget_start=meta_seconds,
+            meta_round=int(saved.get("meta_round", 0)),
         )
     elif args.continue_meta:
         meta_seconds, saved = _load_meta_learned(args.out, model)
         if saved.get("stage", "done") == "meta":
-            raise InputError(
-                f"{str(args.out)!r} is still in its meta-learning stage: use --resume"
+            raise InputError(f"{str(args.out)!r} is still in its meta-learning stage: use --resume")
+        if not _load_meta_moments(args.out, optimizers["meta"]) and rank == 0:
+            print(
+                f"note: the training state of {str(args.out)!r} holds no meta-learning Adam "
+                "moments; the outer Adam starts anew",
+                file=sys.stderr,
             )
-        training, opt_tensors = read_training_state(
-            args.out, STATE_FORMAT, "a VC-INR training state"
-        )
-        optimizers["meta"].load_state_dict(
-            optimizer_from_tensors("meta", opt_tensors, json.loads(training["optimizers"])["meta"])
-        )
-        opt_tensors = {}  # the priors start anew
         state = TrainState(
             stage="meta",
             seconds=meta_seconds,
@@ -477,6 +479,17 @@ def _load_meta_learned(out, model: VCINR) -> tuple[float, dict]:
     model.load_state_dict(shared, strict=False)  # only the priors' entries are missing
     info = json.loads(read_metadata(out).get("training", "{}")).get("state", {})
     return float(info.get("meta_seconds") or info.get("seconds", 0.0)), info
+
+
+def _load_meta_moments(out, opt: torch.optim.Optimizer) -> bool:
+    """The outer Adam state of ``out``'s training state into ``opt``; False when that state
+    holds none (a run whose meta stage never stepped)."""
+    training, tensors = read_training_state(out, STATE_FORMAT, "a VC-INR training state")
+    meta = json.loads(training.get("optimizers", "{}")).get("meta")
+    if meta is None or not any(k.startswith("meta.") for k in tensors):
+        return False
+    opt.load_state_dict(optimizer_from_tensors("meta", tensors, meta))
+    return True
 
 
 def _prior_stage(args, model, optimizers, opt_tensors, opt_meta, items, state, rank, world,

@@ -332,7 +332,7 @@ def test_retrain_priors_keeps_the_meta_learned_networks(image_dir, tmp_path):
 
 
 def test_continue_meta_learns_on_from_the_saved_networks_and_adam_state(
-    image_dir, tmp_path, monkeypatch
+    image_dir, tmp_path, monkeypatch, capsys
 ):
     out = tmp_path / "c.safetensors"
     args = ["--modality", "image", "--data", str(image_dir), "--out", str(out),
@@ -351,12 +351,26 @@ def test_continue_meta_learns_on_from_the_saved_networks_and_adam_state(
     # Adam went on counting from the first run's 2 steps
     steps = load_file(str(tmp_path / "c.train.safetensors"))["meta.0.step"]
     assert steps.item() == 5
+    # --retrain-priors carries the outer Adam state, so a later continuation goes on from it
+    main([*args, "--retrain-priors"])
+    assert load_file(str(tmp_path / "c.train.safetensors"))["meta.0.step"].item() == 5
     main([*args, "--steps", "1", "--continue-meta"])
     assert json.loads(_metadata(out)["training"])["state"]["meta_round"] == 2
+    assert load_file(str(tmp_path / "c.train.safetensors"))["meta.0.step"].item() == 6
     with pytest.raises(InputError, match="exclude"):
         main([*args, "--continue-meta", "--retrain-priors"])
     with pytest.raises(ModelError, match="different config"):
         main([*args, "--continue-meta", "--width", "8"])
+
+    # a model copied without its training state: priors retrained, then continued with a
+    # fresh outer Adam, which the trainer says
+    copied = tmp_path / "copied.safetensors"
+    copied.write_bytes(out.read_bytes())
+    other = [*args[:5], str(copied), *args[6:]]
+    main([*other, "--retrain-priors"])
+    capsys.readouterr()
+    main([*other, "--steps", "1", "--continue-meta"])
+    assert "Adam starts anew" in capsys.readouterr().err
 
     def interrupted(*_):
         raise KeyboardInterrupt
