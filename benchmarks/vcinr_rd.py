@@ -25,8 +25,8 @@ with ``inrkit train vcinr --modality audio --patch 64 --latent-dim 48 --width 96
 priors retrained on residual transforms, ``--retrain-priors --transform residual``) and
 ``--variant residual`` ``vcinr_image_residual.safetensors`` (the image model, likewise),
 ``--variant long`` ``vcinr_image_long.safetensors`` (the image model meta-learned further
-with ``--continue-meta``, residual transforms); docs/vcinr.md has the commands. Models trained by this script itself use the
-trainer's default, residual, transforms.
+with ``--continue-meta``, residual transforms); docs/vcinr.md has the commands. Models
+trained by this script itself use the trainer's default, residual, transforms.
 """
 
 from __future__ import annotations
