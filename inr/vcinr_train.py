@@ -29,7 +29,7 @@ up for ``--prior-warmup`` cheap latent-space steps (``g_s(g_a(φ) + U(-½, ½)) 
 and each later λ starts from the previous λ's prior — with a few hundred data-space
 steps per λ, transforms trained from scratch lost 6 dB of the 25.5 dB the latents
 themselves reach on kodim07; ``--time`` splits a wall-clock budget 70/30
-between the stages (each λ gets an equal share of the rest). Multi-process training
+between the stages (after the warm-up, each λ gets an equal share of the rest). Multi-process training
 (torchrun) averages gradients with ``all_reduce`` after each backward pass instead of
 wrapping the model in DistributedDataParallel, whose hooks expect one forward per
 backward, not a MAML inner loop; each process draws its own patches and crops.
@@ -492,17 +492,24 @@ def _load_meta_moments(out, opt: torch.optim.Optimizer) -> bool:
     return True
 
 
+def prior_deadline(start: float, end: float | None, first: int, i: int, n: int) -> float | None:
+    """When prior ``i`` of ``n`` must stop: the priors ``first..n-1`` still to train share
+    the time from ``start`` to ``end`` equally (None: no budget)."""
+    if end is None:
+        return None
+    return start + max(0.0, end - start) * (i + 1 - first) / (n - first)
+
+
 def _prior_stage(args, model, optimizers, opt_tensors, opt_meta, items, state, rank, world,
                  elapsed, checkpoint, tqdm, quiet):  # fmt: skip
     cfg = model.config
     model.requires_grad_(False)
     latents, targets = collect_latents(args, model, items, rank)
     n_points = min(args.points, cfg.patch_points)
-    start_time, lambdas = elapsed(), cfg.lambdas
+    start_time, lambdas, first = elapsed(), cfg.lambdas, state.prior
     # --time counts from the start of training; with --retrain-priors (and when such a run
     # is resumed) from the end of the meta stage.
     end = None if args.time is None else args.time + state.budget_start
-    budget = None if end is None else max(0.0, end - start_time)
     while state.prior < len(lambdas):
         i, lam = state.prior, lambdas[state.prior]
         prior = model.priors[i]
@@ -523,7 +530,8 @@ def _prior_stage(args, model, optimizers, opt_tensors, opt_meta, items, state, r
         optimizers.update({f"prior{i}": opt, f"aux{i}": aux})
         if i == 0 and state.step == 0:
             _warm_up_transforms(args, prior, latents, rank, world)
-        deadline = None if budget is None else start_time + budget * (i + 1) / len(lambdas)
+            start_time = elapsed()  # the warm-up is nobody's share
+        deadline = prior_deadline(start_time, end, first, i, len(lambdas))
         bar = tqdm(
             total=args.prior_steps, initial=state.step, disable=quiet, desc=f"vcinr prior λ={lam:g}"
         )

@@ -61,9 +61,9 @@ def read_training_state(
             meta = f.metadata() or {}
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as exc:
-        raise ModelError(f"cannot resume: training state {str(path)!r} unreadable: {exc}") from None
+        raise ModelError(f"training state {str(path)!r} unreadable: {exc}") from None
     if meta.get("format") != file_format:
-        raise ModelError(f"cannot resume: {str(path)!r} is not {what}")
+        raise ModelError(f"training state {str(path)!r} is not {what}")
     return meta, tensors
 
 

@@ -26,7 +26,7 @@ from inrkit.inr.vcinr import (
     load_model,
     save_model,
 )
-from inrkit.inr.vcinr_train import main
+from inrkit.inr.vcinr_train import main, prior_deadline
 from inrkit.training import training_state_path
 
 TINY = dict(patch=(8, 8), width=16, depth=2, latent_dim=4, rank=2, gate_hidden=16,
@@ -267,6 +267,15 @@ def test_train_resume_continues_the_meta_stage(image_dir, tmp_path):
     assert json.loads(_metadata(out2)["training"])["state"]["stage"] == "done"
     with pytest.raises(ModelError, match="different config"):
         main([*args2, "--steps", "4", "--resume", "--width", "8"])
+
+
+def test_prior_deadlines_share_what_is_left_equally():
+    # four λs, 400 s left after the warm-up: 100 s each
+    assert [prior_deadline(1000.0, 1400.0, 0, i, 4) for i in range(4)] == [1100, 1200, 1300, 1400]
+    # resumed at the third λ with 100 s left: 50 s each for the two still to train
+    assert [prior_deadline(0.0, 100.0, 2, i, 4) for i in (2, 3)] == [50, 100]
+    assert prior_deadline(5.0, 1.0, 0, 0, 2) == 5.0  # overrun: stop at once
+    assert prior_deadline(0.0, None, 0, 0, 2) is None
 
 
 def test_train_audio(audio_dir, tmp_path):
