@@ -235,7 +235,13 @@ def train(model: ShaciraModel, signal: Signal, cfg: TrainConfig, seed: int = 0,
     terms: dict[str, float] = {}
     entries = g.latents.shape[0] * g.latents.shape[1]
     for step in range(cfg.steps):
+        # Progress drives the schedules (λ, SGA temperature, SGA → straight-through);
+        # under a time budget it runs on the clock, so a cut-short run still ends them.
         t = step / cfg.steps
+        if cfg.time_budget is not None:
+            t = max(t, (time.perf_counter() - start) / cfg.time_budget)
+            if t >= 1.0:
+                break
         mode = "sga" if t <= cfg.decay_period else "ste"
         table = model.table(mode, cfg.temperature_at(t))
         if full_grid:
@@ -256,8 +262,6 @@ def train(model: ShaciraModel, signal: Signal, cfg: TrainConfig, seed: int = 0,
         if bar is not None:
             bar.update(1)
             bar.set_postfix(psnr=f"{terms['psnr']:.2f}", kbit=f"{terms['bits'] / 1000:.1f}")
-        if cfg.time_budget is not None and time.perf_counter() - start > cfg.time_budget:
-            break
     if bar is not None:
         bar.close()
     return terms

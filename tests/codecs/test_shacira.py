@@ -1,4 +1,5 @@
 import math
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +14,9 @@ from inrkit.codecs.shacira import (
     ShaciraCodec,
     ShaciraConfig,
     ShaciraModel,
+    TrainConfig,
     pack_model,
+    train,
     unpack_model,
 )
 from inrkit.datasets.samples import sample_image_path
@@ -171,6 +174,26 @@ def test_sga_rounds_between_floor_and_ceil():
     # Cold: almost always the nearer integer.
     cold = sga_round(z.detach(), temperature=0.05)
     assert float((cold - torch.round(z.detach())).abs().lt(0.05).float().mean()) > 0.9
+
+
+def test_a_time_budget_runs_the_schedules_to_their_end():
+    """Cut short by ``time_budget``, training still reaches the straight-through phase
+    and the final λ instead of stopping in the middle of its schedules."""
+    seen = []
+
+    class Recording(TrainConfig):
+        def lmbda_at(self, t):
+            seen.append(t)
+            return super().lmbda_at(t)
+
+    torch.manual_seed(0)
+    model = ShaciraModel(ShaciraConfig(**SMALL))
+    cfg = Recording(steps=10**7, time_budget=1.5)
+    start = time.perf_counter()
+    train(model, photo_crop(16, 16), cfg)
+    assert time.perf_counter() - start < 30
+    assert len(seen) > 10 and max(seen) > cfg.decay_period and max(seen) < 1.0
+    assert seen == sorted(seen)
 
 
 def test_latent_decoder_per_level_and_normalisation():
