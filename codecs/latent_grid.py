@@ -153,9 +153,12 @@ class LatentGrid(nn.Module):
         indices, weights = self.grid.corners(coords)
         return self.grid.interpolate(table, indices, weights).flatten(1)
 
-    def features_on_grid(self, table: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-        """Features of every pixel of a 2-D grid, ``[H*W, L*F]`` (separable, fast)."""
-        return self.grid.interpolate_grid(table, shape).reshape(shape[0] * shape[1], -1)
+    def features_on_grid(
+        self, table: torch.Tensor, shape: tuple[int, ...], first: slice | None = None
+    ) -> torch.Tensor:
+        """Features ``[samples, L*F]`` of every sample of a full grid ``shape`` (or of the
+        part ``first`` along its axis 0), in row-major order (separable, fast)."""
+        return self.grid.interpolate_grid(table, shape, first).reshape(-1, self.output_dim)
 
     @torch.no_grad()
     def export_decoder(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -248,16 +248,19 @@ class MultiresGrid(nn.Module):
             rows = rows & ((1 << self.log2_hashmap_size) - 1)
         return rows + self.offsets[level]
 
-    def grid_plan(self, shape: tuple[int, int]) -> list[tuple[torch.Tensor, ...]]:
-        """What :meth:`interpolate_grid` needs per level for a 2-D grid ``shape``, cached:
-        the table rows of the lattice vertices the grid touches, and per axis the
-        positions of each sample's two vertices among them and its weight."""
-        key = (tuple(int(n) for n in shape), self.scales.device)
+    def grid_plan(self, shape: tuple[int, ...], first: slice | None = None) -> list[tuple[torch.Tensor, ...]]:
+        """What :meth:`interpolate_grid` needs per level for a grid ``shape`` (restricted to
+        the indices ``first`` along axis 0), cached: the table rows of the lattice vertices
+        the grid touches, and per axis the positions of each sample's two vertices among
+        them and its weight."""
+        start, stop, _ = (first or slice(None)).indices(int(shape[0]))
+        key = (tuple(int(n) for n in shape), start, stop, self.scales.device)
         if key in self._plans:
             return self._plans[key]
         from inrkit.datasets.grids import axis_coords
 
-        axes = [self.axis_cells(axis_coords(int(n), self.scales.device, self.scales.dtype)) for n in shape]
+        axes = [axis_coords(int(n), self.scales.device, self.scales.dtype) for n in shape]
+        axes = [self.axis_cells(x) for x in [axes[0][start:stop], *axes[1:]]]
         plan = []
         for level in range(self.n_levels):
             vertices, per_axis = [], []
@@ -267,29 +270,35 @@ class MultiresGrid(nn.Module):
                 vertices.append(used)
                 per_axis += [where[: len(c)], where[len(c) :], frac[:, level]]
             plan.append((self.lattice_rows(level, vertices), *per_axis))
-        self._plans = {key: plan}  # keep one shape: the one being trained on
+        self._plans = {key: plan}  # keep one: the shape being trained on
         return plan
 
-    def interpolate_grid(self, table: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-        """Features of every sample centre of a 2-D grid ``shape``: ``[H, W, L, F]``.
+    def interpolate_grid(
+        self, table: torch.Tensor, shape: tuple[int, ...], first: slice | None = None
+    ) -> torch.Tensor:
+        """Features of every sample centre of a grid ``shape`` (or of the part ``first``
+        along its axis 0): ``[*shape, L, F]``.
 
         The same function as :meth:`corners` + :meth:`interpolate` on
         :func:`~inrkit.datasets.grids.coordinate_grid` (equal up to float
         rounding), computed separably: the lattice vertices the grid touches are
-        gathered once per level and interpolated along x, then along y. For a
-        full image this reads each vertex once instead of each pixel's four
-        corners at every level, which makes full-image training several times
-        faster on a CPU.
+        gathered once per level and interpolated along the last axis, then along
+        each axis before it. For a full image this reads each vertex once instead
+        of each pixel's ``2^d`` corners at every level, which makes full-image
+        training several times faster on a CPU.
         """
-        if self.in_dim != 2 or len(shape) != 2:
-            raise InputError(f"interpolate_grid takes a 2-D grid on a 2-D hash grid, got {shape}")
+        d = self.in_dim
+        if len(shape) != d:
+            raise InputError(f"interpolate_grid takes a {d}-D grid on a {d}-D hash grid, got {shape}")
         levels = []
-        for rows, y0, y1, fy, x0, x1, fx in self.grid_plan(shape):
-            lattice = table.index_select(0, rows.reshape(-1)).view(*rows.shape, -1)
-            fx, fy = fx[:, None], fy[:, None, None]
-            along_x = lattice.index_select(1, x0) * (1 - fx) + lattice.index_select(1, x1) * fx
-            levels.append(along_x.index_select(0, y0) * (1 - fy) + along_x.index_select(0, y1) * fy)
-        return torch.stack(levels, dim=2)
+        for rows, *per_axis in self.grid_plan(shape, first):
+            values = table.index_select(0, rows.reshape(-1)).view(*rows.shape, -1)
+            for axis in reversed(range(d)):
+                lower, upper, frac = per_axis[3 * axis : 3 * axis + 3]
+                frac = frac.view([-1] + [1] * (d - axis))  # over the later axes and F
+                values = values.index_select(axis, lower) * (1 - frac) + values.index_select(axis, upper) * frac
+            levels.append(values)
+        return torch.stack(levels, dim=d)
 
     def extra_repr(self) -> str:
         res = self.resolutions.tolist()

@@ -211,14 +211,21 @@ def test_latent_decoder_per_level_and_normalisation():
     assert bits.ndim == 0 and float(bits.detach()) > 0
 
 
-def test_fast_grid_path_matches_pointwise_path():
-    model = ShaciraModel(ShaciraConfig(n_levels=6, log2_hashmap_size=9, finest_resolution=64))
-    with torch.no_grad():
-        model.grid.latents.normal_(0, 3)
-    fast = model.render((20, 30))
+@pytest.mark.parametrize("shape", [(20, 30), (300,), (5, 12, 18)])
+@pytest.mark.parametrize("chunk", [1 << 20, 100])  # one slab, or slabs along axis 0
+def test_fast_grid_path_matches_pointwise_path(shape, chunk):
     from inrkit.datasets.grids import coordinate_grid
 
-    slow = model.mlp(model.grid(coordinate_grid((20, 30)).reshape(-1, 2), model.table())).reshape(20, 30, 3)
+    d = len(shape)
+    # dense and hashed levels alike: the tables cannot hold the finer lattices
+    model = ShaciraModel(ShaciraConfig(in_dim=d, n_levels=6, log2_hashmap_size=5 if d == 1 else 9,
+                                       base_resolution=4, finest_resolution=64))  # fmt: skip
+    assert 0 < model.grid.grid.n_dense < 6
+    with torch.no_grad():
+        model.grid.latents.normal_(0, 3)
+    fast = model.render(shape, chunk=chunk)
+    points = coordinate_grid(shape).reshape(-1, d)
+    slow = model.mlp(model.grid(points, model.table())).reshape(*shape, 3)
     torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
 
 
