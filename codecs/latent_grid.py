@@ -154,10 +154,11 @@ class LatentGrid(nn.Module):
         return self.grid.interpolate(table, indices, weights).flatten(1)
 
     def features_on_grid(
-        self, table: torch.Tensor, shape: tuple[int, ...], first: slice | None = None
+        self, table: torch.Tensor, shape: tuple[int, ...], first: slice | torch.Tensor | None = None
     ) -> torch.Tensor:
         """Features ``[samples, L*F]`` of every sample of a full grid ``shape`` (or of the
-        part ``first`` along its axis 0), in row-major order (separable, fast)."""
+        part ``first`` along its axis 0: a slice or int64 indices), in row-major order
+        (separable, fast)."""
         return self.grid.interpolate_grid(table, shape, first).reshape(-1, self.output_dim)
 
     @torch.no_grad()

@@ -248,19 +248,26 @@ class MultiresGrid(nn.Module):
             rows = rows & ((1 << self.log2_hashmap_size) - 1)
         return rows + self.offsets[level]
 
-    def grid_plan(self, shape: tuple[int, ...], first: slice | None = None) -> list[tuple[torch.Tensor, ...]]:
-        """What :meth:`interpolate_grid` needs per level for a grid ``shape`` (restricted to
-        the indices ``first`` along axis 0), cached: the table rows of the lattice vertices
-        the grid touches, and per axis the positions of each sample's two vertices among
-        them and its weight."""
-        start, stop, _ = (first or slice(None)).indices(int(shape[0]))
-        key = (tuple(int(n) for n in shape), start, stop, self.scales.device)
+    def grid_plan(
+        self, shape: tuple[int, ...], first: slice | torch.Tensor | None = None
+    ) -> list[tuple[torch.Tensor, ...]]:
+        """What :meth:`interpolate_grid` needs per level for a grid ``shape`` (restricted
+        along axis 0 to the slice or int64 indices ``first``), cached: the table rows of
+        the lattice vertices the grid touches, and per axis the positions of each
+        sample's two vertices among them and its weight."""
+        if isinstance(first, torch.Tensor):
+            pick = first.to(torch.long)
+            key_first = tuple(pick.tolist())
+        else:
+            pick = slice(*(first or slice(None)).indices(int(shape[0])))
+            key_first = (pick.start, pick.stop, pick.step)
+        key = (tuple(int(n) for n in shape), key_first, self.scales.device)
         if key in self._plans:
             return self._plans[key]
         from inrkit.datasets.grids import axis_coords
 
         axes = [axis_coords(int(n), self.scales.device, self.scales.dtype) for n in shape]
-        axes = [self.axis_cells(x) for x in [axes[0][start:stop], *axes[1:]]]
+        axes = [self.axis_cells(x) for x in [axes[0][pick], *axes[1:]]]
         plan = []
         for level in range(self.n_levels):
             vertices, per_axis = [], []
@@ -274,10 +281,10 @@ class MultiresGrid(nn.Module):
         return plan
 
     def interpolate_grid(
-        self, table: torch.Tensor, shape: tuple[int, ...], first: slice | None = None
+        self, table: torch.Tensor, shape: tuple[int, ...], first: slice | torch.Tensor | None = None
     ) -> torch.Tensor:
         """Features of every sample centre of a grid ``shape`` (or of the part ``first``
-        along its axis 0): ``[*shape, L, F]``.
+        along its axis 0, a slice or int64 indices): ``[*shape, L, F]``.
 
         The same function as :meth:`corners` + :meth:`interpolate` on
         :func:`~inrkit.datasets.grids.coordinate_grid` (equal up to float

@@ -113,6 +113,28 @@ def test_video_round_trip():
     assert torch.equal(codec.decode(data).data, decoded.data)
 
 
+def test_video_trains_on_batches_of_whole_frames(monkeypatch):
+    """With a batch smaller than the clip, each step renders whole random frames (2 of
+    the 6 here) separably; training still fits the clip."""
+    frames = photo_crop(8, 8).data
+    video = Signal(torch.stack([frames.roll(t, dims=2) for t in range(6)]), "video")
+    seen = []
+    real = LatentGrid.features_on_grid
+
+    def recording(self, table, shape, first=None):
+        seen.append(None if first is None else first.tolist())
+        return real(self, table, shape, first)
+
+    monkeypatch.setattr(LatentGrid, "features_on_grid", recording)
+    torch.manual_seed(0)
+    model = ShaciraModel(ShaciraConfig.for_signal(video, **SMALL))
+    first = train(model, video, TrainConfig(steps=1, batch_size=128))
+    last = train(model, video, TrainConfig(steps=150, batch_size=128))
+    assert all(len(f) == 2 and f == sorted(f) and 0 <= f[0] < f[1] < 6 for f in seen)
+    assert len({tuple(f) for f in seen}) > 5  # different frames at different steps
+    assert last["mse"] < 0.5 * first["mse"]
+
+
 def voiced(seconds=0.25, rate=8000, channels=1) -> Signal:
     """A speech-like test tone: harmonics of a gliding 140–180 Hz pitch under a syllabic envelope."""
     t = torch.arange(int(seconds * rate)) / rate

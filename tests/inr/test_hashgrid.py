@@ -234,3 +234,19 @@ def test_tcnn_matches_torch(d):
     fast(coords).sum().backward()
     slow(coords).sum().backward()
     torch.testing.assert_close(fast.table.grad, slow.table.grad, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(40,), (6, 10), (5, 6, 7)])
+def test_grid_interpolation_of_part_of_axis_0_matches_the_whole(shape):
+    """``interpolate_grid`` on a slice or on chosen indices of axis 0 gives those rows
+    of the whole grid's features, for dense and hashed levels."""
+    log2_table = 4 if len(shape) == 1 else 6
+    grid = MultiresGrid(len(shape), n_levels=5, log2_hashmap_size=log2_table, base_resolution=2,
+                        finest_resolution=32)  # fmt: skip
+    assert 0 < grid.n_dense < 5
+    table = torch.randn(grid.num_entries, 2)
+    whole = grid.interpolate_grid(table, shape)
+    assert whole.shape == (*shape, 5, 2)
+    torch.testing.assert_close(grid.interpolate_grid(table, shape, slice(1, 3)), whole[1:3])
+    rows = torch.tensor([0, 2, shape[0] - 1])
+    torch.testing.assert_close(grid.interpolate_grid(table, shape, rows), whole[rows])
