@@ -121,7 +121,7 @@ MAX_FINEST_RESOLUTION = 1 << 22
 """Audio: at most this many vertices at the finest level (a 175 s clip at 48 kHz)."""
 VIDEO_BATCH = 1 << 17
 """Samples per video step, taken as whole random frames (the nearest number, at least one)."""
-RENDER_CHUNK = 1 << 20
+RENDER_CHUNK = 1 << 22
 """Samples rendered at once (their features take ``levels × 4`` bytes each)."""
 MAX_ENTRIES = 1 << 27
 """The decoder refuses grids of more latents than this (512 MiB of float32) before
@@ -207,15 +207,20 @@ class ShaciraModel(nn.Module):
     @torch.no_grad()
     def render(self, grid_shape: tuple[int, ...], chunk: int = RENDER_CHUNK) -> torch.Tensor:
         """Values ``[*grid_shape, C]`` (``[0, 1]`` scale, unclamped) with rounded latents,
-        computed separably in slabs of about ``chunk`` samples along axis 0."""
+        computed separably in slabs of at most ``chunk`` samples along axis 0 (per point,
+        in chunks, where one row along axis 0 alone is larger)."""
         table = self.table("round")
         shape = tuple(int(n) for n in grid_shape)
         per_row = math.prod(shape[1:])
-        rows = max(1, chunk // per_row)
-        out = [
-            self.mlp(self.grid.features_on_grid(table, shape, slice(r, min(r + rows, shape[0]))))
-            for r in range(0, shape[0], rows)
-        ]
+        if per_row > chunk:
+            coords = coordinate_grid(shape).reshape(-1, len(shape))
+            out = [self.mlp(self.grid(c, table)) for c in coords.split(chunk)]
+        else:
+            rows = chunk // per_row
+            out = [
+                self.mlp(self.grid.features_on_grid(table, shape, slice(r, min(r + rows, shape[0]))))
+                for r in range(0, shape[0], rows)
+            ]
         return torch.cat(out).reshape(*shape, -1)
 
 

@@ -234,7 +234,7 @@ def test_latent_decoder_per_level_and_normalisation():
 
 
 @pytest.mark.parametrize("shape", [(20, 30), (300,), (5, 12, 18)])
-@pytest.mark.parametrize("chunk", [1 << 20, 100])  # one slab, or slabs along axis 0
+@pytest.mark.parametrize("chunk", [1 << 20, 100, 5])  # one slab, slabs along axis 0, per point
 def test_fast_grid_path_matches_pointwise_path(shape, chunk):
     from inrkit.datasets.grids import coordinate_grid
 
