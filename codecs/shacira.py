@@ -123,6 +123,8 @@ VIDEO_BATCH = 1 << 17
 """Samples per video step, taken as whole random frames (the nearest number, at least one)."""
 RENDER_CHUNK = 1 << 22
 """Samples rendered at once (their features take ``levels × 4`` bytes each)."""
+POINT_CHUNK = 1 << 16
+"""Samples rendered at once on the per-point path (``levels × 2^d`` corners each)."""
 MAX_ENTRIES = 1 << 27
 """The decoder refuses grids of more latents than this (512 MiB of float32) before
 allocating them."""
@@ -214,7 +216,7 @@ class ShaciraModel(nn.Module):
         per_row = math.prod(shape[1:])
         if per_row > chunk:
             coords = coordinate_grid(shape).reshape(-1, len(shape))
-            out = [self.mlp(self.grid(c, table)) for c in coords.split(chunk)]
+            out = [self.mlp(self.grid(c, table)) for c in coords.split(POINT_CHUNK)]
         else:
             rows = chunk // per_row
             out = [

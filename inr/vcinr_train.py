@@ -29,10 +29,11 @@ up for ``--prior-warmup`` cheap latent-space steps (``g_s(g_a(φ) + U(-½, ½)) 
 and each later λ starts from the previous λ's prior — with a few hundred data-space
 steps per λ, transforms trained from scratch lost 6 dB of the 25.5 dB the latents
 themselves reach on kodim07; ``--time`` splits a wall-clock budget 70/30
-between the stages (after the warm-up, each λ gets an equal share of the rest). Multi-process training
-(torchrun) averages gradients with ``all_reduce`` after each backward pass instead of
-wrapping the model in DistributedDataParallel, whose hooks expect one forward per
-backward, not a MAML inner loop; each process draws its own patches and crops.
+between the stages (after the warm-up, each λ gets an equal share of the rest).
+Multi-process training (torchrun) averages gradients with ``all_reduce`` after each
+backward pass instead of wrapping the model in DistributedDataParallel, whose hooks
+expect one forward per backward, not a MAML inner loop; each process draws its own
+patches and crops.
 Files are mixed down per channel for audio (each channel is a mono item) and resampled
 to ``--sample-rate``; grayscale images are repeated to RGB and alpha is dropped.
 
