@@ -3,10 +3,10 @@
 For each grid (a 768×512 image, a 1.43 s mono clip at 48 kHz, 32 frames of
 180×320 video) a SHACIRA model of the codec's configuration for that signal,
 with random integer latents, is rendered two ways in one process, alternating:
-the per-point path (``corners`` + ``interpolate`` on every sample's coordinates,
-in chunks of 2^16, which is how clips and videos were decoded before) and
-``ShaciraModel.render`` (``MultiresGrid.interpolate_grid``: each level's lattice
-gathered once and interpolated axis by axis). Both must agree to float rounding;
+the per-point path (``ShaciraModel.render_per_point``: ``corners`` + ``interpolate``
+on every sample's coordinates, in chunks of 2^16, which is how clips and videos
+were decoded before) and ``ShaciraModel.render`` (``MultiresGrid.interpolate_grid``:
+each level's lattice gathered once and interpolated axis by axis). Both must agree to float rounding;
 the benchmark fails if they do not. The best of ``--repeats`` runs is reported.
 
     python benchmarks/shacira_render_speed.py [--repeats 3] [--threads 1]
@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 
 from inrkit.codecs.shacira import ShaciraConfig, ShaciraModel
-from inrkit.datasets.grids import coordinate_grid
 from inrkit.datasets.signal import Signal
 
 GRIDS = {
@@ -32,13 +31,6 @@ GRIDS = {
     "audio 68545 samples": Signal(torch.zeros(1, 68545), "audio", sample_rate=48000),
     "video 32x180x320": Signal(torch.zeros(32, 3, 180, 320), "video"),
 }
-
-
-@torch.no_grad()
-def per_point(model: ShaciraModel, shape: tuple[int, ...], chunk: int = 1 << 16) -> torch.Tensor:
-    table = model.table("round")
-    coords = coordinate_grid(shape).reshape(-1, len(shape))
-    return torch.cat([model.mlp(model.grid(c, table)) for c in coords.split(chunk)]).reshape(*shape, -1)
 
 
 def best_time(fn, repeats: int) -> tuple[float, torch.Tensor]:
@@ -64,7 +56,7 @@ def main() -> None:
         with torch.no_grad():
             model.grid.latents.normal_(0, 3)
         shape = signal.grid_shape
-        slow, reference = best_time(lambda m=model, s=shape: per_point(m, s), args.repeats)
+        slow, reference = best_time(lambda m=model, s=shape: m.render_per_point(s), args.repeats)
         fast, out = best_time(lambda m=model, s=shape: m.render(s), args.repeats)
         error = float((out - reference).abs().max())
         if error > 1e-4:

@@ -211,19 +211,26 @@ class ShaciraModel(nn.Module):
         """Values ``[*grid_shape, C]`` (``[0, 1]`` scale, unclamped) with rounded latents,
         computed separably in slabs of at most ``chunk`` samples along axis 0 (per point,
         in chunks, where one row along axis 0 alone is larger)."""
-        table = self.table("round")
         shape = tuple(int(n) for n in grid_shape)
         per_row = math.prod(shape[1:])
         if per_row > chunk:
-            coords = coordinate_grid(shape).reshape(-1, len(shape))
-            out = [self.mlp(self.grid(c, table)) for c in coords.split(POINT_CHUNK)]
-        else:
-            rows = chunk // per_row
-            out = [
-                self.mlp(self.grid.features_on_grid(table, shape, slice(r, min(r + rows, shape[0]))))
-                for r in range(0, shape[0], rows)
-            ]
+            return self.render_per_point(shape)
+        table = self.table("round")
+        rows = chunk // per_row
+        out = [
+            self.mlp(self.grid.features_on_grid(table, shape, slice(r, min(r + rows, shape[0]))))
+            for r in range(0, shape[0], rows)
+        ]
         return torch.cat(out).reshape(*shape, -1)
+
+    @torch.no_grad()
+    def render_per_point(self, grid_shape: tuple[int, ...]) -> torch.Tensor:
+        """The same values as :meth:`render` (up to float rounding) through each sample's
+        cell corners, :data:`POINT_CHUNK` samples at a time."""
+        table = self.table("round")
+        coords = coordinate_grid(tuple(grid_shape)).reshape(-1, len(grid_shape))
+        out = [self.mlp(self.grid(c, table)) for c in coords.split(POINT_CHUNK)]
+        return torch.cat(out).reshape(*grid_shape, -1)
 
 
 def train(model: ShaciraModel, signal: Signal, cfg: TrainConfig, seed: int = 0,
