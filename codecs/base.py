@@ -75,6 +75,7 @@ class Codec:
 
     name: ClassVar[str] = ""
     version: ClassVar[int] = 1
+    older_versions: ClassVar[tuple[int, ...]] = ()  # earlier versions this decoder still reads
     modalities: ClassVar[tuple[str, ...]] = ()
     rate_kinds: ClassVar[tuple[str, ...]] = ("bpp", "quality")
 
@@ -120,10 +121,11 @@ class Codec:
         container = unpack(data)
         if container.codec != cls.name:
             raise BitstreamError(f"this is a {container.codec!r} file, not {cls.name!r}")
-        if container.codec_version != cls.version:
+        if container.codec_version != cls.version and container.codec_version not in cls.older_versions:
+            readable = ", ".join(str(v) for v in sorted({cls.version, *cls.older_versions}))
             raise BitstreamError(
                 f"{cls.name} file of codec version {container.codec_version}; "
-                f"this inrkit reads version {cls.version}"
+                f"this inrkit reads version {readable}"
             )
         return container
 

@@ -102,9 +102,10 @@ class HNeRV(FrameDecoder):
 
     name = "hnerv"
     uses_embeddings = True
+    min_grid = 2  # the reference's 2×4 embedding grid at 640×1280
 
     @dataclass
-    class Config(FrameDecoder.Config):  # strides chosen with min_grid=2
+    class Config(FrameDecoder.Config):
         embed_dim: int = 16
         encoder_dim: int = 64
         kernel_min: int = 1
@@ -112,7 +113,7 @@ class HNeRV(FrameDecoder):
         reduce: float = 1.2
 
     def __init__(self, config: Config):
-        config = with_strides(config, min_grid=2)
+        config = with_strides(config, self.min_grid)
         super().__init__(config)
         self.grid = base_grid(config)
         self.encoder = ConvNeXtEncoder(config.strides, config.encoder_dim, config.embed_dim, config.channels)

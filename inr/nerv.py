@@ -44,6 +44,22 @@ from .field import Field
 
 # -- geometry -----------------------------------------------------------------
 
+MAX_PADDING = 0.125
+"""Most extra pixels (as a fraction of the frame) that padding may add to shrink the base grid."""
+
+
+def _smooth_numbers(limit: int) -> list[int]:
+    """The numbers up to ``limit`` (at least 1) whose prime factors are all 2, 3 or 5."""
+    numbers = {1}
+    for p in (2, 3, 5):
+        grown = set(numbers)
+        for n in numbers:
+            while n * p <= limit:
+                n *= p
+                grown.add(n)
+        numbers = grown
+    return sorted(numbers)
+
 
 def _smooth_divisors(n: int) -> list[int]:
     """Divisors of ``n`` whose prime factors are all 2, 3 or 5."""
@@ -79,6 +95,37 @@ def choose_strides(height: int, width: int, min_grid: int) -> tuple[int, ...]:
     fours = max(twos - 2, 0) // 2
     strides += [4] * fours + [2] * (twos - 2 * fours)
     return tuple(sorted(strides, reverse=True))
+
+
+def padded_size(height: int, width: int, min_grid: int, strides: tuple[int, ...] | None = None) -> tuple[int, int]:
+    """The frame size a ``height × width`` clip is padded to (bottom and right) before fitting.
+
+    With ``strides`` given: the next multiples of their product. Otherwise the
+    total stride ``P`` (a product of 2, 3 and 5 leaving at least ``min_grid``
+    rows and columns) whose padded frame, the next multiples of ``P``, has the
+    fewest base-grid cells while adding at most :data:`MAX_PADDING` of the
+    frame's pixels (ties: the less padding). The base grid is what NeRV's stem
+    and HNeRV's embeddings cost per frame, so this keeps the papers' 2×4
+    (HNeRV) and 8×16 (NeRV) grids for sizes whose divisors do not allow them:
+    180×320 becomes 180×360 with a 2×4 grid for HNeRV, where padding to a
+    multiple of 8 (184×320) left a 23×40 grid whose embeddings cost 470k
+    parameters on 32 frames. :func:`choose_strides` then splits the stride.
+    """
+    if height < 1 or width < 1:
+        raise InputError(f"frame size must be positive, got {height}×{width}")
+    if strides is not None:
+        total = math.prod(strides)
+        return -(-height // total) * total, -(-width // total) * total
+    best_key, best = None, (height, width)
+    for total in _smooth_numbers(min(height, width) // min_grid):
+        size = (-(-height // total) * total, -(-width // total) * total)
+        area = size[0] * size[1]
+        if area > (1 + MAX_PADDING) * height * width:
+            continue
+        key = ((size[0] // total) * (size[1] // total), area)
+        if best_key is None or key < best_key:
+            best_key, best = key, size
+    return best
 
 
 def positional_encoding(t: torch.Tensor, base: float, levels: int) -> torch.Tensor:
@@ -132,6 +179,7 @@ class FrameDecoder(Field):
     """
 
     uses_embeddings: ClassVar[bool] = False
+    min_grid: ClassVar[int] = 8  # fewest rows (or columns) of the base grid when strides are chosen
 
     @dataclass
     class Config:
@@ -268,13 +316,13 @@ class NeRV(FrameDecoder):
     name = "nerv"
 
     @dataclass
-    class Config(FrameDecoder.Config):  # strides chosen with min_grid=8
+    class Config(FrameDecoder.Config):
         pe_base: float = 1.25
         pe_levels: int = 80
         kernel: int = 3
 
     def __init__(self, config: Config):
-        config = with_strides(config, min_grid=8)
+        config = with_strides(config, self.min_grid)
         super().__init__(config)
         self.grid = base_grid(config)
         widths = stage_widths(config.fc_dim, len(config.strides), config.reduce, config.lower_width)

@@ -89,6 +89,37 @@ def test_decoding_is_deterministic(encoded):
     assert torch.equal(codec.decode(data).data, fresh.decode(data).data)
 
 
+def test_version_2_files_still_decode(encoded):
+    # Version 2 differed only in padding every clip to a multiple of 8 pixels, which this one is.
+    codec, _, data = encoded
+    c = unpack(data)
+    assert c.codec_version == 3
+    old = pack(Container(c.codec, 2, c.modality, c.shape, c.header, c.sections))
+    assert torch.equal(codec.decode(old).data, codec.decode(data).data)
+    with pytest.raises(BitstreamError, match="reads version 2, 3"):
+        codec.decode(pack(Container(c.codec, 1, c.modality, c.shape, c.header, c.sections)))
+
+
+def test_awkward_frame_sizes_are_padded_to_a_small_embedding_grid():
+    # 36 and 64 share only the divisor 4; padding the width to 72 gives HNeRV's 2×4 grid
+    # (a multiple of 8, 40×64, would have left 5×8 embedding cells).
+    codec = CODECS.get("hnerv")(**SMALL["hnerv"])
+    signal = clip(frames=2, height=36, width=64)
+    data = codec.encode(signal, Rate(bpp=16.0), EncodeOptions(steps=EPOCHS, seed=1))
+    config = unpack(data).header["arch"]["config"]
+    assert (config["height"], config["width"]) == (36, 72)
+    model = field_from_config(unpack(data).header["arch"])
+    assert model.embedding_shape() == (16, 2, 4)
+    decoded = codec.decode(data)
+    assert decoded.data.shape == signal.data.shape and psnr(decoded.data, signal.data) > 24
+
+
+def test_strides_too_large_for_the_frame_are_refused():
+    codec = CODECS.get("nerv")(strides=(4, 4, 4), pe_levels=16)  # 64 > 32 rows + the most padding allowed
+    with pytest.raises(InputError, match="strides"):
+        codec.encode(clip(), Rate(bpp=8.0), EncodeOptions(steps=1))
+
+
 def test_bad_frame_range(encoded):
     codec, _, data = encoded
     for frames in [(2, 2), (-1, 2), (0, 5)]:
@@ -153,7 +184,8 @@ def test_corrupt_or_foreign_files_are_bitstream_errors(encoded):
         {"strides": 8},
         {"strides": [3, 3]},  # does not divide the frame size
         {"height": 1 << 20},
-        {"height": 64},  # disagrees with the clip's 32 rows
+        {"height": 64},  # more padding than a clip of 32 rows may have
+        {"height": 31},  # fewer rows than the clip
         {"channels": 1},
         {"reduce": 0},
         {"reduce": 1e300},
@@ -215,7 +247,7 @@ def test_pruned_rung_holds_its_zeros_through_the_file(monkeypatch):
 
 def test_finetuning_holds_the_mask_and_the_parameter_order():
     torch.manual_seed(0)
-    frames = video_inr._pad(clip().data)
+    frames = clip(width=64).data
     model = NeRV(NeRV.Config(height=32, width=64, fc_dim=8, **SMALL["nerv"]))
     fit_frames(model, frames, VideoFitConfig(epochs=40, lr=5e-3))
     pruned, masks = prune(model, 0.5)

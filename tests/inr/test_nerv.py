@@ -8,7 +8,14 @@ import torch
 from inrkit.errors import InputError
 from inrkit.inr import field_from_config
 from inrkit.inr.hnerv import HNeRV
-from inrkit.inr.nerv import NeRV, choose_strides, positional_encoding, width_for_budget
+from inrkit.inr.nerv import (
+    MAX_PADDING,
+    NeRV,
+    choose_strides,
+    padded_size,
+    positional_encoding,
+    width_for_budget,
+)
 from inrkit.inr.nervpp import NeRVPlusPlus
 from inrkit.inr.video_fit import VideoFitConfig, fit_frames, lr_multiplier
 
@@ -29,6 +36,28 @@ def test_strides_match_the_reference_configurations():
     assert choose_strides(640, 1280, 8) == (5, 4, 2, 2)  # NeRV baseline: 8×16 grid
     assert choose_strides(32, 64, 2) == (4, 2, 2)
     assert choose_strides(7, 9, 2) == ()
+
+
+def test_padding_keeps_the_papers_base_grids_for_awkward_sizes():
+    # 180 = 2²·3²·5 and 320 = 2⁶·5 share only 20: HNeRV pads the width to 360 for a 2×4 grid,
+    # where a multiple of 8 (184×320) would leave 23×40 embedding cells per frame.
+    assert padded_size(180, 320, HNeRV.min_grid) == (180, 360)
+    assert choose_strides(180, 360, HNeRV.min_grid) == (5, 3, 3, 2)
+    assert padded_size(640, 1280, HNeRV.min_grid) == (640, 1280)  # already 2×4: no padding
+    assert padded_size(64, 128, HNeRV.min_grid) == (64, 128)
+    assert padded_size(180, 320, NeRV.min_grid) == (180, 320)  # 9×16 cells at stride 20
+    assert padded_size(30, 50, 2, strides=(4, 2)) == (32, 56)  # given strides: next multiples
+
+
+@pytest.mark.parametrize("min_grid", [2, 8])
+def test_padding_adds_at_most_an_eighth_and_leaves_min_grid_rows(min_grid):
+    for height in range(1, 200, 7):
+        for width in (height, height + 13, 2 * height + 5, 3 * height):
+            ph, pw = padded_size(height, width, min_grid)
+            assert ph >= height and pw >= width and ph * pw <= (1 + MAX_PADDING) * height * width
+            stride = math.prod(choose_strides(ph, pw, min_grid))
+            assert ph % stride == 0 and pw % stride == 0
+            assert min(ph, pw) // stride >= min_grid or stride == 1
 
 
 def test_positional_encoding_is_sines_then_cosines():
