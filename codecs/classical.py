@@ -339,17 +339,27 @@ def _decode_video(data: bytes, codec: str, suffix: str, input_format: str | None
 
 
 class _FFmpegVideoCodec(ClassicalCodec):
+    """Video through an ffmpeg encoder, in YCbCr 4:2:0 (``chroma="420"``, what players
+    expect) or 4:4:4 (``chroma="444"``: full-resolution chroma, where the encoder has it)."""
+
     modalities = ("video",)
     rate_kinds = ("bpp", "quality")
     encoder: ClassVar[str] = ""
+    chroma_formats: ClassVar[tuple[str, ...]] = ("420", "444")
+
+    def __init__(self, chroma: str = "420") -> None:
+        if chroma not in self.chroma_formats:
+            raise InputError(f"codec {self.name!r} codes chroma as {' or '.join(self.chroma_formats)}, "
+                             f"not {chroma!r}")
+        self.chroma = chroma
 
     def _check_signal(self, signal: Signal) -> None:
         _require(self.encoder, self.name)
         if signal.channels not in (1, 3):
             raise InputError(f"codec {self.name!r} codes gray or RGB video, got {signal.channels} channels")
         _, _, height, width = signal.data.shape
-        if height % 2 or width % 2:
-            raise InputError(f"codec {self.name!r} (4:2:0) needs an even frame size, got {width}×{height}")
+        if height % 2 or width % 2:  # 4:2:0 needs it; x265 refuses odd sizes in 4:4:4 too
+            raise InputError(f"codec {self.name!r} needs an even frame size, got {width}×{height}")
 
     def _encoder_args(self, setting) -> list[str]:
         raise NotImplementedError
@@ -366,7 +376,7 @@ class _FFmpegVideoCodec(ClassicalCodec):
             _ffmpeg(
                 ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
                  "-framerate", f"{fps.numerator}/{fps.denominator}", "-i", "pipe:0",
-                 "-c:v", self.encoder, *self._encoder_args(setting), "-pix_fmt", "yuv420p",
+                 "-c:v", self.encoder, *self._encoder_args(setting), "-pix_fmt", f"yuv{self.chroma}p",
                  "-map_metadata", "-1", "-fflags", "+bitexact", "-f", "mp4", str(out)],
                 raw, f"encode {self.name} at {setting}",
             )
@@ -406,6 +416,7 @@ class X265(_FFmpegVideoCodec):
 class AV1(_FFmpegVideoCodec):
     name = "av1"
     encoder = "libsvtav1"
+    chroma_formats = ("420",)  # SVT-AV1 encodes 4:2:0 only
     levels = tuple(range(63, 0, -1))  # CRF
     ladder_range = (64 - 55, 64 - 25)
 

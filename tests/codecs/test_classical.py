@@ -113,6 +113,28 @@ def test_video_needs_even_size(clip):
         _codec("x264").encode(odd, Rate(quality=20))
 
 
+@pytest.mark.parametrize("name", ["x264", "x265"])
+def test_444_chroma_keeps_colour_detail_that_420_loses(name):
+    # Alternating red and blue columns: 4:2:0 averages the chroma of each column pair.
+    _codec(name)
+    columns = torch.arange(32) % 2 == 0
+    frame = torch.stack([columns.float(), torch.zeros(32), (~columns).float()])[:, None, :].expand(3, 16, 32)
+    stripes = Signal(frame[None].repeat(4, 1, 1, 1).contiguous(), "video", frame_rate=25.0)
+    psnr = {}
+    for chroma in ("420", "444"):
+        codec = CODECS.get(name)(chroma=chroma)
+        out = codec.decode(codec.encode(stripes, Rate(quality=45)))  # CRF 7: near lossless
+        psnr[chroma] = image_metrics(stripes, out)["psnr-rgb"]
+    assert psnr["444"] > psnr["420"] + 10
+
+
+def test_chroma_format_is_checked():
+    with pytest.raises(InputError, match="420"):
+        CODECS.get("av1")(chroma="444")
+    with pytest.raises(InputError, match="chroma"):
+        CODECS.get("x265")(chroma="422")
+
+
 @pytest.mark.parametrize("name", AUDIO_CODECS)
 def test_audio_round_trip_keeps_length_and_sample_rate(name, sound):
     codec = _codec(name)
