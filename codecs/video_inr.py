@@ -221,6 +221,7 @@ class EncodeReport:
     prune: float
     bytes: int
     finetune_epochs: int = 0  # epochs of fine-tuning after pruning in the kept file (0: none)
+    recoveries: int = 0  # divergences the training's guard recovered from (video_fit.fit_frames)
 
 
 class VideoINRCodec(Codec):
@@ -305,6 +306,7 @@ class VideoINRCodec(Codec):
             prune=fraction,
             bytes=len(data),
             finetune_epochs=tuned,
+            recoveries=result.recoveries,
         )
         return data
 

@@ -131,6 +131,20 @@ def test_fit_improves_psnr():
     assert result.psnr[-1] > result.psnr[0] + 5 and result.psnr[-1] > 20
 
 
+def test_divergence_guard_restores_the_best_epoch_and_halves_the_rate():
+    y = torch.linspace(0, 1, 16)[:, None].expand(16, 32)
+    frames = torch.stack([torch.stack([y, y.flip(0), y * 0 + t / 4]) for t in range(4)])
+
+    def fit(guard):
+        torch.manual_seed(0)
+        model = HNeRV(HNeRV.Config(height=16, width=32, fc_dim=8, lower_width=6, encoder_dim=16))
+        return fit_frames(model, frames, VideoFitConfig(epochs=40, lr=0.3, collapse_db=guard))
+
+    unguarded, guarded = fit(None), fit(3.0)
+    assert unguarded.recoveries == 0 and unguarded.psnr[-1] < max(unguarded.psnr) - 3  # collapsed for good
+    assert guarded.recoveries >= 1 and guarded.psnr[-1] > unguarded.psnr[-1] + 5
+
+
 def test_fit_refuses_a_clip_too_large_for_memory():
     model = NeRV(NeRV.Config(height=64, width=128, fc_dim=8, lower_width=4))
     with pytest.raises(InputError, match="GiB"):
