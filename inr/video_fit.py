@@ -192,7 +192,7 @@ def fit_frames(
                     result.recoveries += 1
                     if bar is not None:
                         bar.write(f"fit {model.name}: epoch {epoch} fell to {psnr:.2f} dB from {best_psnr:.2f}; "
-                                  f"back to that epoch's state, learning rate halved")
+                                  f"back to that epoch's state, learning rate halved", file=sys.stderr)
             elapsed = time.perf_counter() - start
             if config.time_budget is not None:
                 fits = int(config.time_budget / (elapsed / epoch))
