@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         row = measure(name, codec, signal, data, time.perf_counter() - start)
         report = codec.last_report
         row.update(parameters=report.parameters, fc_dim=report.fc_dim, epochs=report.epochs,
-                   weight_bits=report.weight_bits, prune=report.prune, fit_psnr=report.fit_psnr)
+                   weight_bits=report.weight_bits, prune=report.prune, fit_psnr=report.fit_psnr,
+                   recoveries=report.recoveries)
         rows.append(row)
         print(f"{name}: {row['psnr-rgb']:.2f} dB at {row['bpp']:.3f} bpp", file=sys.stderr)
         for classical in ("x264", "x265"):
