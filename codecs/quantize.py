@@ -26,6 +26,9 @@ Departures:
   each, whichever gives the smaller file (the reference always shares).
 * Buffers (e.g. fixed Fourier-feature matrices) are not quantized: decoders
   rebuild them from the architecture config.
+* :func:`widen_small_tensors` gives the few small tensors (biases, an MLP's
+  input and output layers) 4 more bits than the rest, where the reference
+  quantizes every tensor at one width (see there for why and what it gains).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ __all__ = [
     "quantize_tensor",
     "serialize_quantized",
     "spec_of",
+    "widen_small_tensors",
 ]
 
 MIN_BITS, MAX_BITS = 2, 16
@@ -152,6 +156,39 @@ def quantize_state(module: nn.Module, bits: BitsArg, per_channel: bool = False) 
     return [
         quantize_tensor(p, _bits_for(bits, n, p), per_channel, name=n) for n, p in module.named_parameters()
     ]
+
+
+SMALL_TENSOR_FRACTION = 1 / 4
+SMALL_TENSOR_EXTRA_BITS = 4
+SMALL_TENSORS_MAX_SHARE = 1 / 6
+
+
+def widen_small_tensors(module: nn.Module, bits: int) -> dict[str, int]:
+    """Per-parameter bit widths: ``bits``, and ``bits`` + :data:`SMALL_TENSOR_EXTRA_BITS`
+    (at most 16) for every tensor with at most :data:`SMALL_TENSOR_FRACTION` of the
+    largest tensor's entries — biases and an MLP's input and output layers — as long
+    as those hold at most :data:`SMALL_TENSORS_MAX_SHARE` of all entries together
+    (so widening costs at most about 8 % more bits); else ``bits`` for every tensor.
+
+    Those tensors hold a few percent of the numbers, so the extra bits cost little,
+    but in a SIREN they carry most of the quantization error: the first layer's
+    weights and every bias sit inside ``sin(ω0 · …)``, so a step δ becomes a phase
+    error of ω0·δ (ω0 = 30). Measured on a width-65 SIREN fitted to kodim07 (28.06 dB):
+    8 bits everywhere give 25.37 dB, with the small tensors at 12 bits 27.95 dB
+    for 2.3 % more bytes (biases alone at 16 bits: 27.14; first layer alone: 25.84);
+    a width-66 SPDER (26.84 dB) keeps 26.74 dB at 8 bits instead of 24.16.
+    A quarter rather than less: a width-23 SIREN's input layer has 46 entries against
+    529 in a hidden layer, and left at 7 bits it took a test crop from 22.9 to 13.8 dB.
+    The share cap leaves alone the tiny hash grids and Fourier-feature networks whose
+    MLP or output layer is a large part of the file (there the widening bought nothing).
+    """
+    sizes = {n: p.numel() for n, p in module.named_parameters()}
+    largest = max(sizes.values(), default=0)
+    small = {n for n, size in sizes.items() if size <= SMALL_TENSOR_FRACTION * largest}
+    if sum(sizes[n] for n in small) > SMALL_TENSORS_MAX_SHARE * sum(sizes.values()):
+        small = set()
+    wide = min(bits + SMALL_TENSOR_EXTRA_BITS, MAX_BITS)
+    return {n: wide if n in small else bits for n in sizes}
 
 
 @torch.no_grad()

@@ -55,6 +55,12 @@ def test_quality_ladder_is_monotone_in_size(crop):
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
 
 
+def test_small_tensors_are_stored_four_bits_wider(siren_file):
+    header = unpack(siren_file[0]).header["q"]
+    bits = header["b"]
+    assert isinstance(bits, list) and set(bits) == {siren_file[1]["bits"], siren_file[1]["bits"] + 4}
+
+
 def test_scale_renders_a_larger_image(siren_file):
     decoded = api.decode(siren_file[0], scale=2.0)
     assert tuple(decoded.data.shape) == (3, 96, 96)
