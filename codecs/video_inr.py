@@ -94,14 +94,6 @@ from inrkit.inr.nervpp import NeRVPlusPlus
 from inrkit.inr.video_fit import VideoFitConfig, fit_frames
 from inrkit.registry import register_codec
 
-
-def max_padded(size: int) -> int:
-    """The largest padded height (or width) a file may declare for frames ``size`` pixels high
-    (or wide): :func:`~inrkit.inr.nerv.padded_size` adds at most an eighth of the frame's
-    area, so at most an eighth of either side; version 2 padded to a multiple of 8."""
-    return size + max(size // 8, 7)
-
-
 QUALITY_BPP = (0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)  # Rate(quality=q) → QUALITY_BPP[q - 1]
 PRUNE_LADDER = ((8, 0.0), (8, 0.1), (8, 0.2), (7, 0.2), (7, 0.3), (6, 0.3), (6, 0.4), (5, 0.5))
 MIN_ROW = 32  # weights per output channel from which a channel gets its own step (≤ 1 bit/weight)
@@ -115,6 +107,13 @@ MAX_STAGES, MAX_STRIDE = 12, 16
 _INT_BOUNDS = {"kernel": 15, "kernel_min": 15, "kernel_max": 15, "sep_kernel": 15, "pe_levels": 4096}
 _FLOAT_BOUNDS = {"reduce": (1.0, 16.0), "pe_base": (1e-3, 16.0)}
 MAX_CONFIG_INT, MAX_CONFIG_FLOAT = 1 << 16, (1e-6, 1e3)
+
+
+def max_padded(size: int) -> int:
+    """The largest padded height (or width) a file may declare for frames ``size`` pixels high
+    (or wide): :func:`~inrkit.inr.nerv.padded_size` adds at most an eighth of the frame's
+    area, so at most an eighth of either side; version 2 padded to a multiple of 8."""
+    return size + max(size // 8, 7)
 
 
 # -- the stored part of a frame decoder ------------------------------------------------

@@ -62,6 +62,8 @@ class VideoFitConfig:
             raise InputError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if not 0.0 <= self.warmup < 1.0:
             raise InputError(f"warmup is a fraction of training in [0, 1), got {self.warmup}")
+        if self.collapse_db is not None and not self.collapse_db > 0:
+            raise InputError(f"collapse_db is a PSNR drop in dB (> 0) or None, got {self.collapse_db}")
 
 
 @dataclass

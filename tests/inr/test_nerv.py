@@ -140,6 +140,8 @@ def test_divergence_guard_restores_the_best_epoch_and_halves_the_rate():
         model = HNeRV(HNeRV.Config(height=16, width=32, fc_dim=8, lower_width=6, encoder_dim=16))
         return fit_frames(model, frames, VideoFitConfig(epochs=40, lr=0.3, collapse_db=guard))
 
+    with pytest.raises(InputError, match="collapse_db"):
+        VideoFitConfig(collapse_db=0.0)
     unguarded, guarded = fit(None), fit(3.0)
     assert unguarded.recoveries == 0 and unguarded.psnr[-1] < max(unguarded.psnr) - 3  # collapsed for good
     assert guarded.recoveries >= 1 and guarded.psnr[-1] > unguarded.psnr[-1] + 5
