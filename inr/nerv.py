@@ -61,16 +61,6 @@ def _smooth_numbers(limit: int) -> list[int]:
     return sorted(numbers)
 
 
-def _smooth_divisors(n: int) -> list[int]:
-    """Divisors of ``n`` whose prime factors are all 2, 3 or 5."""
-    divisors = {1}
-    for p in (2, 3, 5):
-        while n % p == 0:
-            n //= p
-            divisors |= {d * p for d in divisors}
-    return sorted(divisors)
-
-
 def choose_strides(height: int, width: int, min_grid: int) -> tuple[int, ...]:
     """Upsampling strides from a ``min_grid``-high (or wide) grid up to ``height × width``.
 
@@ -82,10 +72,8 @@ def choose_strides(height: int, width: int, min_grid: int) -> tuple[int, ...]:
     if height < 1 or width < 1:
         raise InputError(f"frame size must be positive, got {height}×{width}")
     short = min(height, width)
-    total = max(
-        (d for d in _smooth_divisors(math.gcd(height, width)) if short // d >= min_grid),
-        default=1,
-    )
+    common = math.gcd(height, width)
+    total = max(d for d in _smooth_numbers(short // min_grid) if common % d == 0)
     strides: list[int] = []
     for p in (5, 3):
         while total % p == 0:

@@ -27,6 +27,7 @@ from inrkit.codecs.quantize import (
 )
 from inrkit.datasets.grids import coordinate_grid
 from inrkit.errors import BitstreamError, InputError
+from inrkit.inr.field import build_field
 
 
 class Sine(nn.Module):
@@ -222,8 +223,6 @@ def test_prune_by_magnitude():
 
 
 def test_small_tensors_get_four_more_bits():
-    from inrkit.inr.field import build_field
-
     siren = build_field("siren", in_dim=2, out_channels=3, depth=3, width=65)
     plan = widen_small_tensors(siren, 8)
     assert plan["layers.1.weight"] == plan["layers.3.weight"] == 8  # 65×65 hidden weights
@@ -237,8 +236,6 @@ def test_small_tensors_get_four_more_bits():
 def test_widening_the_small_siren_tensors_removes_most_of_the_quantization_loss():
     # A SIREN's first layer and biases sit inside sin(30·…): at one width for every
     # tensor they carry most of the error.
-    from inrkit.inr.field import build_field
-
     torch.manual_seed(0)
     siren = build_field("siren", in_dim=2, out_channels=1, depth=2, width=48)
     coords = coordinate_grid((32, 32)).reshape(-1, 2)
