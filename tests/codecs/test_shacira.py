@@ -135,6 +135,28 @@ def test_video_trains_on_batches_of_whole_frames(monkeypatch):
     assert last["mse"] < 0.5 * first["mse"]
 
 
+def test_image_trains_on_random_halves_of_the_rows(monkeypatch):
+    """Each image training step renders a random half of the rows, separably; the
+    encoded file still fits the image."""
+    signal = photo_crop(16, 24)
+    picked = []
+    real = LatentGrid.features_on_grid
+
+    def recording(self, table, shape, first=None):
+        if isinstance(first, torch.Tensor):  # training steps (decoding renders slices)
+            picked.append(first.tolist())
+        return real(self, table, shape, first)
+
+    monkeypatch.setattr(LatentGrid, "features_on_grid", recording)
+    codec = ShaciraCodec(**SMALL)
+    data = codec.encode(signal, Rate(lmbda=1e-3), EncodeOptions(steps=STEPS, seed=1))
+    assert len(picked) == STEPS
+    assert all(len(rows) == 8 and rows == sorted(set(rows)) and 0 <= rows[0] and rows[-1] < 16
+               for rows in picked)
+    assert len({tuple(rows) for rows in picked}) > STEPS // 2
+    assert psnr(signal.quantized(), codec.decode(data)) > 28
+
+
 def voiced(seconds=0.25, rate=8000, channels=1) -> Signal:
     """A speech-like test tone: harmonics of a gliding 140–180 Hz pitch under a syllabic envelope."""
     t = torch.arange(int(seconds * rate)) / rate
