@@ -151,9 +151,10 @@ def bit_width(name: str, bits: int) -> int:
 
     Not :func:`~inrkit.codecs.quantize.widen_small_tensors`, the image codecs' rule
     (+4 bits for biases and small layers): a chunk's first-layer ω0
-    (:func:`chunk_omega`, SIREN's audio 3000 carried over) is up to 100 times the
-    images' 30, so 4 extra bits would leave its phase error ω0·δ large. The hidden
-    biases keep ``bits`` here; widening them too was not measured on audio."""
+    (:func:`chunk_omega`, SIREN's audio 3000 carried over) is 100 times the
+    images' 30 at the default 0.25 s chunks, so 4 extra bits would leave its phase
+    error ω0·δ large. The hidden biases keep ``bits`` here; widening them too was
+    not measured on audio."""
     first = name.split(".")[-1].startswith("layers__0__") or name.startswith("layers.0.")
     return max(bits, FIRST_LAYER_BITS) if first else bits
 
