@@ -74,7 +74,9 @@ def sga_round(z: torch.Tensor, temperature: float, eps: float = 1e-6) -> torch.T
         ),
         dim=-1,
     )
-    dist = torch.distributions.RelaxedOneHotCategorical(torch.tensor(temperature, device=z.device), logits=logits)
+    dist = torch.distributions.RelaxedOneHotCategorical(
+        torch.tensor(temperature, device=z.device), logits=logits, validate_args=False
+    )
     pick = dist.rsample()
     return lower * pick[..., 0] + upper * pick[..., 1]
 

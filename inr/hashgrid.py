@@ -303,7 +303,7 @@ class MultiresGrid(nn.Module):
             for axis in reversed(range(d)):
                 lower, upper, frac = per_axis[3 * axis : 3 * axis + 3]
                 frac = frac.view([-1] + [1] * (d - axis))  # over the later axes and F
-                values = values.index_select(axis, lower) * (1 - frac) + values.index_select(axis, upper) * frac
+                values = torch.lerp(values.index_select(axis, lower), values.index_select(axis, upper), frac)
             levels.append(values)
         return torch.stack(levels, dim=d)
 
