@@ -252,13 +252,13 @@ def train(model: ShaciraModel, signal: Signal, cfg: TrainConfig, seed: int = 0,
     target = ((signal.to_values() + 1) * 0.5).reshape(-1, signal.channels)  # [0, 1], as the reference
     batch = None if cfg.batch_size is None or cfg.batch_size >= target.shape[0] else cfg.batch_size
     full_grid = batch is None
-    # Images and video: each step takes about ``batch`` samples as whole random rows or
-    # frames (slices along axis 0), interpolated separably (several times faster per
+    # Images and video: each step takes about ``batch`` samples as whole random slices
+    # along axis 0 (rows, frames), interpolated separably (several times faster per
     # sample than random points through the per-point path).
-    per_frame = math.prod(grid_shape[1:])
-    frames = None if full_grid or len(grid_shape) < 2 else max(1, round(batch / per_frame))
+    per_slice = math.prod(grid_shape[1:])
+    slices = None if full_grid or len(grid_shape) < 2 else max(1, round(batch / per_slice))
     coords = None
-    if not full_grid and frames is None:
+    if not full_grid and slices is None:
         coords = coordinate_grid(grid_shape).reshape(-1, len(grid_shape))
     generator = torch.Generator().manual_seed(seed)
     g = model.grid
@@ -289,10 +289,10 @@ def train(model: ShaciraModel, signal: Signal, cfg: TrainConfig, seed: int = 0,
         table = model.table(mode, cfg.temperature_at(t))
         if full_grid:
             pred, y = model.mlp(g.features_on_grid(table, grid_shape)), target
-        elif frames is not None:
-            pick = torch.randperm(grid_shape[0], generator=generator)[:frames].sort().values
+        elif slices is not None:
+            pick = torch.randperm(grid_shape[0], generator=generator)[:slices].sort().values
             pred = model.mlp(g.features_on_grid(table, grid_shape, pick))
-            y = target.view(grid_shape[0], per_frame, -1)[pick].reshape(-1, target.shape[-1])
+            y = target.view(grid_shape[0], per_slice, -1)[pick].reshape(-1, target.shape[-1])
         else:
             pick = torch.randint(target.shape[0], (batch,), generator=generator)
             pred, y = model.mlp(g(coords[pick], table)), target[pick]
