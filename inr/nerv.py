@@ -101,12 +101,15 @@ def padded_size(height: int, width: int, min_grid: int, strides: tuple[int, ...]
     """
     if height < 1 or width < 1:
         raise InputError(f"frame size must be positive, got {height}×{width}")
-    if strides is not None:
-        total = math.prod(strides)
+
+    def next_multiples(total: int) -> tuple[int, int]:
         return -(-height // total) * total, -(-width // total) * total
+
+    if strides is not None:
+        return next_multiples(math.prod(strides))
     best_key, best = None, (height, width)
     for total in _smooth_numbers(min(height, width) // min_grid):
-        size = (-(-height // total) * total, -(-width // total) * total)
+        size = next_multiples(total)
         area = size[0] * size[1]
         if area > (1 + MAX_PADDING) * height * width:
             continue
