@@ -39,8 +39,8 @@ import heapq
 import math
 
 import numpy as np
-from compressai.ans import RansDecoder, RansEncoder
 
+from inrkit.compressai_compat import RansDecoder, RansEncoder
 from inrkit.errors import BitstreamError, InputError
 
 from .container import read_varint, write_varint

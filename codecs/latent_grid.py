@@ -39,9 +39,9 @@ Departures from the reference code:
 from __future__ import annotations
 
 import torch
-from compressai.entropy_models import EntropyBottleneck
 from torch import nn
 
+from inrkit.compressai_compat import EntropyBottleneck
 from inrkit.errors import InputError
 from inrkit.inr.hashgrid import MultiresGrid
 

@@ -41,8 +41,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from compressai.ans import RansDecoder, RansEncoder
 
+from inrkit.compressai_compat import RansDecoder, RansEncoder
 from inrkit.datasets.signal import Signal
 from inrkit.errors import BitstreamError, InputError, ModelError
 from inrkit.inr.rvqgan import resample

@@ -64,11 +64,11 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from torch import nn
 from tqdm import tqdm
 
 from inrkit import model_files
+from inrkit.compressai_compat import EntropyBottleneck, GaussianConditional
 from inrkit.datasets.grids import coordinate_grid
 from inrkit.datasets.signal import Signal
 from inrkit.errors import InputError

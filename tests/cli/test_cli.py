@@ -127,3 +127,20 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_api_save_and_decode_path(encoded, tmp_path):
     copy = api.save(encoded.read_bytes(), tmp_path / "copy.inrk")
     assert api.decode(copy).data.shape == (3, 40, 40)
+
+
+def test_a_fresh_process_prints_only_the_error_line(image_file, tmp_path):
+    # In a new interpreter the codec modules import CompressAI for the first time;
+    # nothing it warns about at import time may reach the user's terminal.
+    import subprocess
+    import sys
+
+    out = tmp_path / "x.inrk"
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from inrkit.cli import main; sys.exit(main(sys.argv[1:]))",
+         "encode", str(image_file), "-o", str(out), "--codec", "hnerv"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["inrkit: error: codec 'hnerv' handles video, not image"]
+    assert not out.exists()
