@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--params", type=int, default=60_000, help="parameter budget of every INR codec")
     parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the INR codecs' initialisation and batches")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy machine)")
     parser.add_argument("--codecs", default="nerv,hnerv,nervpp")
     parser.add_argument("--chroma", default="420,444",
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         # Rate(bpp) that gives exactly the requested parameter budget at the codec's bits/param estimate.
         bpp = (args.params * codec.bits_per_param + 8 * 600) / signal.num_samples
         start = time.perf_counter()
-        data = codec.encode(signal, Rate(bpp=bpp), EncodeOptions(steps=args.epochs, progress=True))
+        data = codec.encode(signal, Rate(bpp=bpp), EncodeOptions(steps=args.epochs, seed=args.seed, progress=True))
         row = measure(name, codec, signal, data, time.perf_counter() - start)
         report = codec.last_report
         row.update(parameters=report.parameters, fc_dim=report.fc_dim, epochs=report.epochs,
