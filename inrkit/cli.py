@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -244,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe is reported here, not at interpreter exit
+        return code
     except InrkitError as err:
         if debug:
             raise
@@ -253,6 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("inrkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`inrkit info x.inrk | head`): stop quietly, as cat does.
+        # Later writes to the closed pipe, e.g. at interpreter exit, go to /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a killed writer
 
 
 if __name__ == "__main__":

@@ -144,3 +144,20 @@ def test_a_fresh_process_prints_only_the_error_line(image_file, tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["inrkit: error: codec 'hnerv' handles video, not image"]
     assert not out.exists()
+
+
+def test_a_closed_pipe_ends_quietly(encoded):
+    # `inrkit info x.inrk | head -1`: the reader has gone before the table is written.
+    import subprocess
+    import sys
+
+    reader = subprocess.Popen([sys.executable, "-c", "pass"], stdin=subprocess.PIPE)
+    reader.wait(timeout=30)
+    writer = subprocess.run(
+        [sys.executable, "-c", "import sys; from inrkit.cli import main; sys.exit(main(sys.argv[1:]))",
+         "info", str(encoded), "--json"],
+        stdout=reader.stdin, stderr=subprocess.PIPE, text=True, timeout=120,
+    )
+    reader.stdin.close()
+    assert writer.returncode == 141
+    assert writer.stderr == ""
