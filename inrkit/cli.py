@@ -68,6 +68,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     inp, out = Path(args.input), Path(args.output)
     _check_not_input(inp, out)
+    _check_inrk_codec(args.codec)
     load_options = {}
     if args.frames:
         load_options["frames"] = args.frames
@@ -100,6 +101,20 @@ def cmd_encode(args: argparse.Namespace) -> int:
         quality = f"PSNR {metrics['psnr-rgb']:.2f} dB"
     print(f"{out}: {rate_text} ({len(data)} bytes), {quality}, encoded in {seconds:.1f} s")
     return 0
+
+
+def _check_inrk_codec(name: str) -> None:
+    """``encode`` writes .inrk files; the classical codecs write their own formats and are
+    registered only as references for rate–distortion sweeps."""
+    from inrkit.codecs.classical import ClassicalCodec
+    from inrkit.registry import CODECS
+
+    if issubclass(CODECS.get(name), ClassicalCodec):
+        inrk = [n for n in CODECS.names() if not issubclass(CODECS.get(n), ClassicalCodec)]
+        raise InputError(
+            f"codec {name!r} is a classical reference for `inrkit eval rd`; it writes its own "
+            f"format, not .inrk. encode takes: {', '.join(inrk)}"
+        )
 
 
 # -- decode ----------------------------------------------------------------

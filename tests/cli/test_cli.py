@@ -105,6 +105,14 @@ def test_not_an_inrk_file(image_file, tmp_path, capsys):
     _error_line(capsys)
 
 
+def test_classical_codecs_are_refused_before_anything_is_written(image_file, tmp_path, capsys):
+    out = tmp_path / "x.inrk"
+    assert main(["encode", str(image_file), "-o", str(out), "--codec", "jpeg", "--bpp", "2"]) == 2
+    line = _error_line(capsys)
+    assert "'jpeg' is a classical reference" in line and "siren" in line and "webp" not in line
+    assert not out.exists()
+
+
 def test_refuses_to_overwrite_its_input(image_file, capsys):
     before = image_file.read_bytes()
     assert main(["encode", str(image_file), "-o", str(image_file), "--steps", "5"]) == 2
