@@ -78,6 +78,7 @@ class Codec:
     older_versions: ClassVar[tuple[int, ...]] = ()  # earlier versions this decoder still reads
     modalities: ClassVar[tuple[str, ...]] = ()
     rate_kinds: ClassVar[tuple[str, ...]] = ("bpp", "quality")
+    decode_options: ClassVar[tuple[str, ...]] = ()  # keywords decode takes: "scale", "frames"
 
     def check(self, signal: Signal, rate: Rate) -> None:
         if signal.modality not in self.modalities:

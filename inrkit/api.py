@@ -105,4 +105,11 @@ def decode(data: bytes | str | os.PathLike, *, model: str | None = None, **optio
         )
     codec_kwargs = {"model": model} if model is not None else {}
     coder = make_codec(container.codec, **codec_kwargs)
+    unknown = sorted(set(options) - set(coder.decode_options))
+    if unknown:
+        takes = ", ".join(coder.decode_options) or "no options"
+        raise InputError(
+            f"{container.codec} files decode with {takes}, not {', '.join(unknown)} "
+            f"(this one holds {container.modality})"
+        )
     return coder.decode(data, **options)

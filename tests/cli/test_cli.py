@@ -113,6 +113,13 @@ def test_classical_codecs_are_refused_before_anything_is_written(image_file, tmp
     assert not out.exists()
 
 
+def test_a_video_option_on_an_image_file_is_one_line_exit_2(encoded, tmp_path, capsys):
+    out = tmp_path / "out.png"
+    assert main(["decode", str(encoded), "-o", str(out), "--frames", "0:1"]) == 2
+    assert "hashgrid files decode with scale, not frames" in _error_line(capsys)
+    assert not out.exists()
+
+
 def test_refuses_to_overwrite_its_input(image_file, capsys):
     before = image_file.read_bytes()
     assert main(["encode", str(image_file), "-o", str(image_file), "--steps", "5"]) == 2

@@ -83,6 +83,13 @@ def test_frame_range_equals_full_decode(encoded):
     assert torch.equal(codec.decode(data, frames=(3, 4)).data, full.data[3:])
 
 
+def test_the_api_refuses_an_image_option_for_video(encoded):
+    from inrkit import api
+
+    with pytest.raises(InputError, match=r"decode with frames, not scale \(this one holds video\)"):
+        api.decode(encoded[2], scale=2.0)
+
+
 def test_decoding_is_deterministic(encoded):
     codec, _, data = encoded
     fresh = CODECS.get(codec.name)()
