@@ -69,29 +69,39 @@ def _prepare_target(path: Path) -> Path:
 
 
 @contextlib.contextmanager
+def _os_errors_as_input_errors(path: Path) -> Iterator[None]:
+    """An output the system refuses (no such place, no permission, disk full) is the
+    user's to fix: one line naming the path, not a traceback."""
+    try:
+        yield
+    except OSError as err:
+        raise InputError(f"{path}: cannot write ({err.strerror or err})") from None
+
+
+@contextlib.contextmanager
 def atomic_output(path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` with the same suffix (libraries pick the
-    format from it); on success it replaces ``path``, on any error it is removed."""
-    path = _prepare_target(Path(path))
-    temp = path.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(6)}{path.suffix}")
-    try:
-        yield temp
-        if not temp.is_file():
-            raise RuntimeError(f"writer produced no file for {path}")
-        os.replace(temp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
+    format from it); on success it replaces ``path``, on any error it is removed.
+    OS failures, the writer's included, become InputErrors."""
+    path = Path(path)
+    with _os_errors_as_input_errors(path):
+        path = _prepare_target(path)
+        temp = path.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(6)}{path.suffix}")
+        try:
+            yield temp
+            if not temp.is_file():
+                raise RuntimeError(f"writer produced no file for {path}")
+            os.replace(temp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through :func:`atomic_output`; OS failures are InputErrors."""
+    """Write ``data`` to ``path`` through :func:`atomic_output`."""
     path = Path(path)
-    try:
-        with atomic_output(path) as temp:
-            temp.write_bytes(data)
-    except OSError as err:
-        raise InputError(f"{path}: cannot write ({err.strerror or err})") from None
+    with atomic_output(path) as temp:
+        temp.write_bytes(data)
     return path
 
 
@@ -115,17 +125,18 @@ def atomic_folder(path, replaceable=lambda p: False) -> Iterator[Path]:
                 f"{path}: folder already holds other files ({', '.join(sorted(foreign)[:3])}"
                 f"{', ...' if len(foreign) > 3 else ''}); expected an empty or new folder"
             )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(6)}")
-    temp.mkdir()
-    old = None
-    try:
-        yield temp
-        if path.exists():
-            old = path.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(6)}-old")
-            os.replace(path, old)
-        os.replace(temp, path)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+    with _os_errors_as_input_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(6)}")
+        temp.mkdir()
+        old = None
+        try:
+            yield temp
+            if path.exists():
+                old = path.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(6)}-old")
+                os.replace(path, old)
+            os.replace(temp, path)
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)

@@ -76,6 +76,12 @@ def encode(
     Exactly one of ``bpp``, ``kbps``, ``quality`` and ``lmbda`` may be given;
     with none, the codec's middle quality preset is used.
     """
+    if str(device).startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            why = "torch was built without CUDA" if torch.version.cuda is None else "no GPU or driver found"
+            raise InputError(f"device {device!r}: CUDA is not available here ({why}); use device 'cpu'")
     if bpp is None and kbps is None and quality is None and lmbda is None:
         quality = 4
     rate = Rate(bpp=bpp, kbps=kbps, quality=quality, lmbda=lmbda)

@@ -120,6 +120,14 @@ def test_a_video_option_on_an_image_file_is_one_line_exit_2(encoded, tmp_path, c
     assert not out.exists()
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_one_line_exit_2(image_file, tmp_path, capsys):
+    out = tmp_path / "x.inrk"
+    assert main(["encode", str(image_file), "-o", str(out), "--device", "cuda", "--steps", "3"]) == 2
+    assert "CUDA is not available here" in _error_line(capsys)
+    assert not out.exists()
+
+
 def test_refuses_to_overwrite_its_input(image_file, capsys):
     before = image_file.read_bytes()
     assert main(["encode", str(image_file), "-o", str(image_file), "--steps", "5"]) == 2

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from inrkit import InputError
@@ -139,3 +140,21 @@ def test_saving_onto_a_folder(tmp_path, photo):
 
 def test_save_creates_missing_parent_folders(tmp_path, photo):
     assert load(save(photo, tmp_path / "a" / "b" / "photo.png")).data.shape == photo.data.shape
+
+
+@pytest.mark.parametrize(
+    ("name", "signal"),
+    [
+        ("x.png", ((3, 4, 4), "image")),
+        ("x.mp4", ((2, 3, 4, 4), "video")),
+        ("frames", ((2, 3, 4, 4), "video")),
+    ],
+)
+def test_an_output_the_system_refuses_is_one_input_error(tmp_path, name, signal):
+    shape, modality = signal
+    signal = Signal(torch.zeros(shape), modality, **({"frame_rate": 25.0} if modality == "video" else {}))
+    blocker = tmp_path / "file.txt"  # a file where the output's folder would have to be
+    blocker.write_text("mine")
+    with pytest.raises(InputError, match=r"file\.txt/" + name + r": cannot write \("):
+        save(signal, blocker / name)
+    assert blocker.read_text() == "mine"
