@@ -232,7 +232,7 @@ class AudioInrCodec(Codec):
             raise InputError(
                 f"{self.name}: {rate} leaves no room for weights after the file header"
             )
-        steps = options.steps or self.steps
+        steps = options.steps_or(self.steps, self.name)
         width = self.width_for(budget_bits / values.shape[0], signal.channels)
         started = time.monotonic()
         data = None

@@ -67,6 +67,14 @@ class EncodeOptions:
         if self.time_budget is not None and not self.time_budget > 0:
             raise InputError(f"the time budget must be a positive number of seconds, got {self.time_budget}")
 
+    def steps_or(self, default: int, codec: str) -> int:
+        """The step (or epoch) budget of an encoder that fits its signal: ``steps``, or
+        ``default`` when none was given. Zero steps would fit nothing, so they are refused
+        here rather than read as "the default" (VC-INR alone gives 0 a meaning)."""
+        if self.steps == 0:
+            raise InputError(f"{codec} fits the signal, so it needs at least 1 step, got steps=0")
+        return default if self.steps is None else self.steps
+
 
 class Codec:
     """Base class. Subclasses set ``name``, ``version`` and ``modalities`` and

@@ -135,7 +135,7 @@ class InrImageCodec(Codec):
             result = fit(
                 signal,
                 model=field,
-                steps=options.steps or self.default_steps,
+                steps=options.steps_or(self.default_steps, self.name),
                 time_budget=budget,
                 seed=options.seed + attempt,
                 device=options.device,

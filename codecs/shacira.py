@@ -490,7 +490,7 @@ class ShaciraCodec(Codec):
                 "audio": SAMPLE_BATCH if long_audio else None,
             }[signal.modality]
             cfg = TrainConfig(
-                steps=options.steps or DEFAULT_STEPS[signal.modality],
+                steps=options.steps_or(DEFAULT_STEPS[signal.modality], self.name),
                 lmbda=lmbda,
                 batch_size=batch,
                 time_budget=time_budget,

@@ -284,7 +284,7 @@ class VideoINRCodec(Codec):
         ).to(options.device)
         fit = replace(
             self.fit,
-            epochs=options.steps or self.fit.epochs,
+            epochs=options.steps_or(self.fit.epochs, self.name),
             seed=options.seed,
             time_budget=options.time_budget,
             progress=options.progress,

@@ -76,6 +76,8 @@ def encode(
     Exactly one of ``bpp``, ``kbps``, ``quality`` and ``lmbda`` may be given;
     with none, the codec's middle quality preset is used.
     """
+    if not isinstance(signal, Signal):
+        raise InputError(f"encode() takes an inrkit Signal (inrkit.load(path)), got {type(signal).__name__}")
     if str(device).startswith("cuda"):
         import torch
 

@@ -22,3 +22,15 @@ def test_bad_budgets_are_input_errors(options, match):
 
 def test_zero_steps_and_no_budget_are_allowed():
     assert EncodeOptions(steps=0).steps == 0 and EncodeOptions().time_budget is None
+
+
+@pytest.mark.parametrize("codec", ["siren", "hashgrid", "shacira"])
+def test_zero_steps_are_refused_by_codecs_that_fit(codec):
+    # Read as "the default" before, which silently fitted 600–2000 steps.
+    with pytest.raises(InputError, match="needs at least 1 step"):
+        api.encode(load_sample_image((0, 0, 16, 16)), codec, bpp=4.0, steps=0)
+
+
+def test_encode_takes_a_signal():
+    with pytest.raises(InputError, match="takes an inrkit Signal"):
+        api.encode(load_sample_image((0, 0, 16, 16)).data, "siren")
