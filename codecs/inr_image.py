@@ -328,6 +328,21 @@ def _mlp_params(n_in: int, width: int, depth: int, n_out: int) -> int:
 
 
 register_codec("hashgrid")(HashGridImageCodec)
+# Small networks fitted for compression want a larger step than the papers' 1e-4
+# for width-256 SIRENs, and wider ones a smaller step. The rates follow the
+# recipes measured in benchmarks/fit_speed.py (256×256 crop of kodim07): SIREN
+# 2e-3 at width 50 and 5e-4 at width 144, SPDER 1e-3 and 5e-4, Fourier features
+# 3e-3 at width 32 and 1e-3 at 128, Poly-INR 1e-2 throughout; at a fixed 2e-3
+# on kodim07, SPDER diverged to ~15 dB at 0.5 and 1 bpp.
+# SPDER used to be quantized at 10–12 bits (a width-66 SPDER fitted to kodim07 at
+# 26.84 dB fell to 24.16 dB at 8 bits); with the small tensors 4 bits wider
+# (widen_small_tensors) it keeps 26.74 dB at 8 bits, so it shares the others' range.
+for _name, _fixed, _lr, _scale in (
+    ("siren", {"depth": 3}, 2e-3, 0.1),
+    ("spder", {"depth": 3}, 1e-3, 0.05),
+    ("polyinr", {"levels": 4}, None, None),
+):
+    _register(_name, fixed_config=_fixed, fit_lr=_lr, lr_width_scale=_scale)
 
 
 SIGMA_PER_PIXEL = 10.0 / 512
@@ -361,18 +376,3 @@ class FourierImageCodec(InrImageCodec):
 
 
 register_codec("fourier")(FourierImageCodec)
-# Small networks fitted for compression want a larger step than the papers' 1e-4
-# for width-256 SIRENs, and wider ones a smaller step. The rates follow the
-# recipes measured in benchmarks/fit_speed.py (256×256 crop of kodim07): SIREN
-# 2e-3 at width 50 and 5e-4 at width 144, SPDER 1e-3 and 5e-4, Fourier features
-# 3e-3 at width 32 and 1e-3 at 128, Poly-INR 1e-2 throughout; at a fixed 2e-3
-# on kodim07, SPDER diverged to ~15 dB at 0.5 and 1 bpp.
-# SPDER used to be quantized at 10–12 bits (a width-66 SPDER fitted to kodim07 at
-# 26.84 dB fell to 24.16 dB at 8 bits); with the small tensors 4 bits wider
-# (widen_small_tensors) it keeps 26.74 dB at 8 bits, so it shares the others' range.
-for _name, _fixed, _ratios, _lr, _scale in (
-    ("siren", {"depth": 3}, {}, 2e-3, 0.1),
-    ("spder", {"depth": 3}, {}, 1e-3, 0.05),
-    ("polyinr", {"levels": 4}, {}, None, None),
-):
-    _register(_name, fixed_config=_fixed, width_ratios=_ratios, fit_lr=_lr, lr_width_scale=_scale)
