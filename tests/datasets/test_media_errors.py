@@ -124,9 +124,9 @@ def test_failed_write_leaves_no_partial_file_and_keeps_the_old_one(tmp_path, pho
         raise OSError("disk full")
 
     monkeypatch.setattr(Image.Image, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(InputError, match=r"photo\.png: cannot write \(disk full\)"):
         save(photo, target)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(InputError, match=r"new\.png: cannot write \(disk full\)"):
         save(photo, tmp_path / "new.png")
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
