@@ -143,3 +143,21 @@ class Codec:
 
     def decode(self, data: bytes, **options) -> Signal:
         raise NotImplementedError
+
+
+MAX_SCALE = 16.0
+"""The largest ``scale`` a coordinate-field image decoder renders at."""
+
+
+def scaled_image_shape(height: int, width: int, scale: float) -> tuple[int, int]:
+    """The grid a coordinate-field image is rendered on for ``decode(..., scale=s)``:
+    each side times ``s``, rounded, at least one pixel, within ``INRKIT_MAX_PIXELS``."""
+    from inrkit.datasets.limits import max_pixels
+
+    if not 0 < scale <= MAX_SCALE:
+        raise InputError(f"--scale must be in (0, {MAX_SCALE}], got {scale}")
+    shape = (max(1, round(height * scale)), max(1, round(width * scale)))
+    if shape[0] * shape[1] > max_pixels():
+        raise InputError(f"rendering {shape[0]}×{shape[1]} pixels exceeds the limit of "
+                         f"{max_pixels()} (INRKIT_MAX_PIXELS); use a smaller --scale")
+    return shape

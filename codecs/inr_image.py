@@ -38,13 +38,12 @@ from typing import Any, ClassVar
 import torch
 
 from inrkit.datasets.grids import coordinate_grid
-from inrkit.datasets.limits import max_pixels
 from inrkit.datasets.signal import Signal
 from inrkit.errors import BitstreamError, InputError
 from inrkit.inr.field import Field, build_field, field_from_config
 from inrkit.registry import register_codec
 
-from .base import Codec, EncodeOptions, Rate
+from .base import Codec, EncodeOptions, Rate, scaled_image_shape
 from .container import Container, meta_to_signal, pack
 from .quantize import (
     deserialize_quantized,
@@ -67,7 +66,6 @@ RATE_TOLERANCE = 0.10
 MIN_PARAMS = 64
 MAX_PARAMS = 1 << 26
 MAX_OPTION_VALUE = 1 << 16  # no architecture option is legitimately larger
-MAX_SCALE = 16.0
 
 
 class InrImageCodec(Codec):
@@ -204,12 +202,7 @@ class InrImageCodec(Codec):
         channels, height, width = meta["shape"]
         if not 1 <= channels <= 4:
             raise BitstreamError(f"{self.name} file says the image has {channels} channels (1–4 allowed)")
-        if not 0 < scale <= MAX_SCALE:
-            raise InputError(f"--scale must be in (0, {MAX_SCALE}], got {scale}")
-        shape = (max(1, round(height * scale)), max(1, round(width * scale)))
-        if shape[0] * shape[1] > max_pixels():
-            raise InputError(f"rendering {shape[0]}×{shape[1]} pixels exceeds the limit of "
-                             f"{max_pixels()} (INRKIT_MAX_PIXELS); use a smaller --scale")
+        shape = scaled_image_shape(height, width, scale)
         try:
             arch = _checked_arch(self.backbone, container.header["arch"])
             arch.update(in_dim=2, out_channels=channels)

@@ -83,7 +83,7 @@ from inrkit.datasets.signal import Signal
 from inrkit.errors import BitstreamError, InputError
 from inrkit.registry import register_codec
 
-from .base import Codec, EncodeOptions, Rate
+from .base import Codec, EncodeOptions, Rate, scaled_image_shape
 from .container import Container, meta_to_signal, pack, read_varint, write_varint
 from .entropy import decode_integers, encode_integers
 from .latent_grid import LatentGrid
@@ -402,6 +402,7 @@ class ShaciraCodec(Codec):
     name = "shacira"
     version = 1
     modalities = ("image", "video", "audio")
+    decode_options = ("scale",)  # images only
     rate_kinds: ClassVar[tuple[str, ...]] = ("bpp", "kbps", "quality", "lmbda")
 
     def __init__(self, **arch: Any):
@@ -511,16 +512,19 @@ class ShaciraCodec(Codec):
                 break
         return data, self.measured_rate(signal, data)
 
-    def decode(self, data: bytes, **options: Any) -> Signal:
-        if options:
-            raise InputError(f"shacira decode takes no options, got {', '.join(options)}")
+    def decode(self, data: bytes, scale: float = 1.0) -> Signal:
+        """The decoded signal; ``scale`` renders an image's grid on a grid ``scale`` times
+        finer or coarser, as the coordinate-field image codecs do (the hash grid is
+        continuous, so this is the same signal sampled more densely)."""
         model, container = unpack_model(data)
         meta = container.signal_meta()
         shape = list(meta["shape"])
+        if scale != 1.0 and meta["modality"] != "image":
+            raise InputError(f"--scale renders images; this shacira file holds {meta['modality']}")
         if meta["modality"] == "image":
             if len(shape) != 3 or shape[0] != model.config.out_channels:
                 raise BitstreamError(f"shacira: image shape {shape} does not match the model")
-            grid_shape = tuple(shape[1:])
+            grid_shape = scaled_image_shape(shape[1], shape[2], scale)
         elif meta["modality"] == "audio":
             if len(shape) != 2 or shape[0] != model.config.out_channels:
                 raise BitstreamError(f"shacira: audio shape {shape} does not match the model")
