@@ -221,8 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     dec = sub.add_parser("decode", help="decode a .inrk file to a media file")
     dec.add_argument("input", help=".inrk file")
     dec.add_argument("-o", "--output", required=True, help="output media file (format from extension)")
-    dec.add_argument("--scale", type=_positive(float), default=1.0, help="render at SCALE× resolution (coordinate-field images: siren, spder, polyinr, fourier, hashgrid, shacira)")
-    dec.add_argument("--frames", type=_parse_range, help="decode only frames START:STOP (nerv, hnerv, nervpp)")
+    dec.add_argument("--scale", type=_positive(float), default=1.0,
+                     help="render at SCALE× resolution (images of siren, spder, polyinr, fourier, "
+                          "hashgrid, shacira)")
+    dec.add_argument("--frames", type=_parse_range,
+                     help="decode only frames START:STOP (nerv, hnerv, nervpp)")
     dec.add_argument("--model", help="trained model file for learned codecs")
     dec.set_defaults(func=cmd_decode)
 
