@@ -202,7 +202,9 @@ def si_sdr(ref, rec, zero_mean: bool = True) -> float:
     """Scale-invariant SDR in dB (Le Roux et al. 2019), mean over channels.
 
     ``s_target = (<ŝ, s> / ||s||²) s``, ``e = ŝ - s_target``,
-    ``SI-SDR = 10·log10(||s_target||² / ||e||²)``; +inf for a scaled copy.
+    ``SI-SDR = 10·log10(||s_target||² / ||e||²)``; +inf for a scaled copy, −inf for an
+    estimate with no component along the reference (a silent or constant one included,
+    where the ratio is 0/0).
     """
     a, b, _ = _audio_pair(ref, rec)
     if zero_mean:
@@ -216,6 +218,9 @@ def si_sdr(ref, rec, zero_mean: bool = True) -> float:
         target = (float(s_hat @ s) / energy) * s
         signal_energy = float(target.pow(2).sum())
         noise = float((s_hat - target).pow(2).sum())
+        if signal_energy == 0:
+            values.append(-math.inf)
+            continue
         # a residual below float64 round-off (300 dB down) is an exact scaled copy
         exact = noise <= 1e-30 * signal_energy
         values.append(math.inf if exact else 10.0 * math.log10(signal_energy / noise))

@@ -92,6 +92,13 @@ def test_si_sdr_scale_invariance_and_known_noise():
     assert metrics.si_sdr(x, 3.0 * (x + e)) == pytest.approx(20.0, abs=1e-6)
 
 
+def test_si_sdr_of_a_silent_or_constant_estimate_is_minus_infinity():
+    # 0/0 once the means are removed; it used to pass the "exact copy" test and read +inf.
+    x = _tone()
+    assert metrics.si_sdr(x, torch.zeros_like(x)) == -math.inf
+    assert metrics.si_sdr(x, torch.full_like(x, 0.3)) == -math.inf
+
+
 def test_mel_filterbank_is_slaney():
     fb = metrics.mel_filterbank(16000.0, 512, 40)
     assert fb.shape == (40, 257) and bool((fb >= 0).all())
