@@ -74,7 +74,8 @@ def encode(
     """Compress a signal with a registered codec; returns the complete file's bytes.
 
     Exactly one of ``bpp``, ``kbps``, ``quality`` and ``lmbda`` may be given;
-    with none, the codec's middle quality preset is used.
+    with none, the codec's middle quality preset is used (codecs without presets,
+    such as ``siren-audio``, need a rate).
     """
     if not isinstance(signal, Signal):
         raise InputError(f"encode() takes an inrkit Signal (inrkit.load(path)), got {type(signal).__name__}")
@@ -84,13 +85,17 @@ def encode(
         if not torch.cuda.is_available():
             why = "torch was built without CUDA" if torch.version.cuda is None else "no GPU or driver found"
             raise InputError(f"device {device!r}: CUDA is not available here ({why}); use device 'cpu'")
+    coder = make_codec(codec, **codec_kwargs)
     if bpp is None and kbps is None and quality is None and lmbda is None:
+        if "quality" not in coder.rate_kinds and signal.modality in coder.modalities:
+            raise InputError(
+                f"codec {codec!r} has no quality presets; give a rate as {' or '.join(coder.rate_kinds)}"
+            )
         quality = 4
     rate = Rate(bpp=bpp, kbps=kbps, quality=quality, lmbda=lmbda)
     options = EncodeOptions(
         steps=steps, time_budget=time_budget, seed=seed, device=device, progress=progress
     )
-    coder = make_codec(codec, **codec_kwargs)
     coder.check(signal, rate)
     return coder.encode(signal, rate, options)
 

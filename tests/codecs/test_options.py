@@ -1,6 +1,7 @@
 """EncodeOptions refuses budgets no encoder can honour, for every codec at once."""
 
 import pytest
+import torch
 
 from inrkit import api
 from inrkit.codecs import EncodeOptions
@@ -34,3 +35,13 @@ def test_zero_steps_are_refused_by_codecs_that_fit(codec):
 def test_encode_takes_a_signal():
     with pytest.raises(InputError, match="takes an inrkit Signal"):
         api.encode(load_sample_image((0, 0, 16, 16)).data, "siren")
+
+
+def test_a_codec_without_presets_asks_for_a_rate():
+    from inrkit.datasets import Signal
+
+    audio = Signal(torch.zeros(1, 800), "audio", sample_rate=8000)
+    with pytest.raises(InputError, match="'siren-audio' has no quality presets; give a rate as kbps"):
+        api.encode(audio, "siren-audio")
+    with pytest.raises(InputError, match="handles audio, not image"):  # the modality is checked first
+        api.encode(load_sample_image((0, 0, 16, 16)), "siren-audio")
