@@ -128,6 +128,15 @@ def test_cuda_without_cuda_is_one_line_exit_2(image_file, tmp_path, capsys):
     assert not out.exists()
 
 
+def test_an_unreachable_rate_target_is_pointed_out(image_file, tmp_path, capsys):
+    out = tmp_path / "x.inrk"
+    assert main(["encode", str(image_file), "-o", str(out), "--codec", "siren", "--bpp", "0.01",
+                 "--steps", "3", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "is more than 10 % above the --bpp target of 0.01" in err
+    assert out.exists()
+
+
 def test_refuses_to_overwrite_its_input(image_file, capsys):
     before = image_file.read_bytes()
     assert main(["encode", str(image_file), "-o", str(image_file), "--steps", "5"]) == 2
