@@ -513,9 +513,9 @@ class ShaciraCodec(Codec):
         return data, self.measured_rate(signal, data)
 
     def decode(self, data: bytes, scale: float = 1.0) -> Signal:
-        """The decoded signal; ``scale`` renders an image's grid on a grid ``scale`` times
-        finer or coarser, as the coordinate-field image codecs do (the hash grid is
-        continuous, so this is the same signal sampled more densely)."""
+        """The decoded signal. ``scale`` renders an image on a grid ``scale`` times finer
+        (or coarser), as the weight codecs do: the hash grid is continuous, so this is
+        the same field sampled more densely."""
         model, container = unpack_model(data)
         meta = container.signal_meta()
         shape = list(meta["shape"])
