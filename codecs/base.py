@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import torch
+
+from inrkit.datasets.limits import max_pixels
 from inrkit.datasets.signal import Signal
 from inrkit.errors import BitstreamError, InputError
 
@@ -66,6 +69,9 @@ class EncodeOptions:
             raise InputError(f"steps must be >= 0, got {self.steps}")
         if self.time_budget is not None and not self.time_budget > 0:
             raise InputError(f"the time budget must be a positive number of seconds, got {self.time_budget}")
+        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
+            why = "torch was built without CUDA" if torch.version.cuda is None else "no GPU or driver found"
+            raise InputError(f"device {self.device!r}: CUDA is not available here ({why}); use device 'cpu'")
 
     def steps_or(self, default: int, codec: str) -> int:
         """The step (or epoch) budget of an encoder that fits its signal: ``steps``, or
@@ -152,8 +158,6 @@ MAX_SCALE = 16.0
 def scaled_image_shape(height: int, width: int, scale: float) -> tuple[int, int]:
     """The grid a coordinate-field image is rendered on for ``decode(..., scale=s)``:
     each side times ``s``, rounded, at least one pixel, within ``INRKIT_MAX_PIXELS``."""
-    from inrkit.datasets.limits import max_pixels
-
     if not 0 < scale <= MAX_SCALE:
         raise InputError(f"--scale must be in (0, {MAX_SCALE}], got {scale}")
     shape = (max(1, round(height * scale)), max(1, round(width * scale)))

@@ -79,12 +79,6 @@ def encode(
     """
     if not isinstance(signal, Signal):
         raise InputError(f"encode() takes an inrkit Signal (inrkit.load(path)), got {type(signal).__name__}")
-    if str(device).startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            why = "torch was built without CUDA" if torch.version.cuda is None else "no GPU or driver found"
-            raise InputError(f"device {device!r}: CUDA is not available here ({why}); use device 'cpu'")
     coder = make_codec(codec, **codec_kwargs)
     if bpp is None and kbps is None and quality is None and lmbda is None:
         if "quality" not in coder.rate_kinds and signal.modality in coder.modalities:

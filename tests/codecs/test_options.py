@@ -45,3 +45,9 @@ def test_a_codec_without_presets_asks_for_a_rate():
         api.encode(audio, "siren-audio")
     with pytest.raises(InputError, match="handles audio, not image"):  # the modality is checked first
         api.encode(load_sample_image((0, 0, 16, 16)), "siren-audio")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_refused_by_the_options_every_encoder_takes():
+    with pytest.raises(InputError, match="CUDA is not available here"):
+        EncodeOptions(device="cuda")
