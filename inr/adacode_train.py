@@ -63,7 +63,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from inrkit.errors import InputError
 from inrkit.training import (
-    init_distributed,
+    distributed,
     optimizer_from_tensors,
     optimizer_to_tensors,
     resume_weights,
@@ -338,12 +338,8 @@ def _checkpoint(rank: int, out, model: AdaCode, opt, state: TrainState, args: di
 
 
 def train(args: argparse.Namespace) -> TrainState:
-    rank, world, device = init_distributed()
-    try:
+    with distributed() as (rank, world, device):
         return _train(args, rank, world, device)
-    finally:
-        if world > 1:
-            dist.destroy_process_group()
 
 
 def _optimizer(model: AdaCode, stage: int, lr: float) -> torch.optim.Optimizer:
@@ -393,6 +389,9 @@ def _train(args, rank: int, world: int, device: torch.device) -> TrainState:
         net = model
         if world > 1:
             ddp_kwargs = {"device_ids": [device.index]} if device.type == "cuda" else {}
+            # Not every parameter gets a gradient every step (stage 2 draws m per
+            # rank; stage 1 skips parts too: without this DDP fails at step 2), so
+            # torch's first-step warning that none went unused is a false alarm.
             net = DistributedDataParallel(model, find_unused_parameters=True, **ddp_kwargs)
         net.train()
         usage = torch.zeros(k, config.codebook_size, dtype=torch.int64)

@@ -54,7 +54,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from inrkit.errors import InputError, ModelError
 from inrkit.training import (
-    init_distributed,
+    distributed,
     optimizer_from_tensors,
     optimizers_to_tensors,
     resume_weights,
@@ -438,12 +438,8 @@ def _rates(text: str, option: str) -> tuple[int, ...]:
 
 
 def train(args: argparse.Namespace) -> TrainState:
-    rank, world, device = init_distributed()
-    try:
+    with distributed() as (rank, world, device):
         return _train(args, rank, world, device)
-    finally:
-        if world > 1:
-            dist.destroy_process_group()
 
 
 def _train(args, rank: int, world: int, device: torch.device) -> TrainState:

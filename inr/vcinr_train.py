@@ -62,7 +62,7 @@ import torch.distributed as dist
 from inrkit.errors import InputError, ModelError
 from inrkit.model_files import read_metadata
 from inrkit.training import (
-    init_distributed,
+    distributed,
     optimizer_from_tensors,
     optimizers_to_tensors,
     read_training_state,
@@ -288,12 +288,8 @@ def _agree(flag: bool, world: int) -> bool:
 
 
 def train(args: argparse.Namespace) -> TrainState:
-    rank, world, _ = init_distributed()
-    try:
+    with distributed() as (rank, world, _):
         return _train(args, rank, world)
-    finally:
-        if world > 1:
-            dist.destroy_process_group()
 
 
 def _train(args, rank: int, world: int) -> TrainState:

@@ -9,6 +9,8 @@ started by torchrun: gloo on CPU, nccl on CUDA.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -20,19 +22,26 @@ from inrkit.errors import ModelError
 from inrkit.model_files import atomic_save_file
 
 
-def init_distributed() -> tuple[int, int, torch.device]:
-    """``(rank, world size, device)``; joins the process group torchrun set up, if any."""
+@contextmanager
+def distributed() -> Iterator[tuple[int, int, torch.device]]:
+    """``with distributed() as (rank, world size, device):`` a trainer's whole run.
+
+    Joins the process group torchrun set up, if any, and leaves it on the way
+    out, also when training fails; a single process needs no group.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
-        return 0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend)
-    rank = dist.get_rank()
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return rank, world, torch.device("cuda", local)
-    return rank, world, torch.device("cpu")
+        yield 0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    try:
+        device = torch.device("cpu")
+        if torch.cuda.is_available():
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        yield dist.get_rank(), world, device
+    finally:
+        dist.destroy_process_group()
 
 
 def training_state_path(out: str | os.PathLike) -> Path:
