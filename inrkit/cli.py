@@ -216,7 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--quality", type=int, choices=range(1, 9), metavar="1..8", help="preset ladder")
     rate.add_argument("--lambda", dest="lmbda", type=_positive(float), help="codec-specific λ")
     enc.add_argument("--steps", type=_positive(int), help="optimisation steps (epochs for video)")
-    enc.add_argument("--time", type=_positive(float), help="time budget in seconds")
+    enc.add_argument(
+        "--time", type=_positive(float),
+        help="time budget in seconds: fitting stops when it runs out or after the codec's "
+        "default steps, whichever comes first (raise --steps to use a long budget); "
+        "vcinr spends it refining the latents",
+    )  # fmt: skip
     enc.add_argument("--seed", type=int, default=0)
     enc.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     enc.add_argument("--model", help="trained model file (safetensors) for learned codecs")
