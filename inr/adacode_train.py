@@ -63,6 +63,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from inrkit.errors import InputError
 from inrkit.training import (
+    check_output,
     distributed,
     optimizer_from_tensors,
     optimizer_to_tensors,
@@ -500,7 +501,7 @@ def _train(args, rank: int, world: int, device: torch.device) -> TrainState:
 def main(argv: list[str] | None = None) -> int:
     """``inrkit train adacode ...``; returns the exit code."""
     args = _parse(sys.argv[1:] if argv is None else argv)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    check_output(args.out, args.data)
     try:
         state = train(args)
     except KeyboardInterrupt:

@@ -42,7 +42,6 @@ import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -54,6 +53,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from inrkit.errors import InputError, ModelError
 from inrkit.training import (
+    check_output,
     distributed,
     optimizer_from_tensors,
     optimizers_to_tensors,
@@ -576,7 +576,7 @@ def _train(args, rank: int, world: int, device: torch.device) -> TrainState:
 def main(argv: list[str] | None = None) -> int:
     """``inrkit train rvqgan ...``; returns the exit code."""
     args = _parse(sys.argv[1:] if argv is None else argv)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    check_output(args.out, args.data)
     state = train(args)
     if int(os.environ.get("RANK", "0")) == 0:
         losses = ", ".join(f"{k} {v:.3f}" for k, v in state.losses.items())

@@ -54,7 +54,6 @@ import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -62,6 +61,7 @@ import torch.distributed as dist
 from inrkit.errors import InputError, ModelError
 from inrkit.model_files import read_metadata
 from inrkit.training import (
+    check_output,
     distributed,
     optimizer_from_tensors,
     optimizers_to_tensors,
@@ -566,7 +566,7 @@ def _prior_stage(args, model, optimizers, opt_tensors, opt_meta, items, state, r
 def main(argv: list[str] | None = None) -> int:
     """``inrkit train vcinr ...``; returns the exit code."""
     args = _parse(sys.argv[1:] if argv is None else argv)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    check_output(args.out, args.data)
     state = train(args)
     if int(os.environ.get("RANK", "0")) == 0:
         losses = ", ".join(f"{k} {v:.3f}" for k, v in state.losses.items())

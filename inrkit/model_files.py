@@ -42,8 +42,10 @@ def tensor_hash(tensors: dict[str, torch.Tensor]) -> str:
 
 def atomic_save_file(tensors: dict[str, torch.Tensor], path, metadata: dict[str, str]) -> None:
     """``safetensors.torch.save_file`` through a temporary file in the same folder and
-    ``os.replace``, so a crash never leaves a half-written model behind."""
+    ``os.replace``, so a crash never leaves a half-written model behind; makes the
+    folder if it is missing."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     os.close(fd)
     try:

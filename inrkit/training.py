@@ -18,7 +18,7 @@ import torch.distributed as dist
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
-from inrkit.errors import ModelError
+from inrkit.errors import InputError, ModelError
 from inrkit.model_files import atomic_save_file
 
 
@@ -42,6 +42,28 @@ def distributed() -> Iterator[tuple[int, int, torch.device]]:
         yield dist.get_rank(), world, device
     finally:
         dist.destroy_process_group()
+
+
+def check_output(out: str | os.PathLike, data: str | os.PathLike) -> None:
+    """Refuse, before any training, a model file ``out`` that would overwrite one of
+    the training files under ``data`` (or have its training state do so), that is a
+    folder, or whose folder cannot be made: a run should not end by losing its work.
+    The folder itself is made only when the first checkpoint is written."""
+    out = Path(out)
+    if out.is_dir():
+        raise InputError(f"--out {out}: is a folder; give the model file to write")
+    data = Path(data)
+    if data.exists():
+        inputs = [data] if data.is_file() else [p for p in data.rglob("*") if p.is_file()]
+        inputs = {p.resolve() for p in inputs}
+        for target in (out, training_state_path(out)):
+            if target.resolve() in inputs:
+                raise InputError(f"--out {out}: would overwrite {target}, a file under --data {data}")
+    ancestor = out.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(f"--out {out}: cannot write there ({ancestor} is not a writable folder)")
 
 
 def training_state_path(out: str | os.PathLike) -> Path:

@@ -1,8 +1,14 @@
 """M-AdaCode model and trainer: VQ gradients, masking, weight filling, two-stage training."""
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from PIL import Image
+from safetensors import safe_open
 
 from inrkit.datasets.samples import load_sample_image
 from inrkit.errors import InputError
@@ -164,3 +170,21 @@ def test_train_rejects_bad_arguments(crops_dir, tmp_path):
         main(_args(crops_dir, tmp_path / "m.safetensors", "--crop", "30"))
     with pytest.raises(InputError, match="at least 80"):
         main(_args(crops_dir, tmp_path / "m.safetensors", "--crop", "80"))
+
+
+@pytest.mark.slow  # two interpreters + gloo
+def test_ddp_two_processes(crops_dir, tmp_path):
+    out = tmp_path / "ddp.safetensors"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        "-m", "inrkit.inr.adacode_train",
+        *_args(crops_dir, out, "--stage1-steps", "6", "--stage2-steps", "4"),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("wrote") == 1  # rank 0 alone reports and writes
+    with safe_open(str(out), framework="pt") as f:
+        training = json.loads(f.metadata()["training"])
+    assert training["args"]["world_size"] == 2
+    load_model(out)
