@@ -461,6 +461,11 @@ class _FFmpegAudioCodec(ClassicalCodec):
             )
             return out.read_bytes()
 
+    def _input_rate(self, extradata: bytes) -> int | None:
+        """The sample rate the stream was encoded from, where its header records one
+        that its decoder does not output."""
+        return None
+
     def decode(self, data: bytes, **options) -> Signal:
         with _probe(data, self.name) as container:
             if not container.streams.audio:
@@ -468,21 +473,26 @@ class _FFmpegAudioCodec(ClassicalCodec):
             stream = container.streams.audio[0]
             channels = stream.codec_context.channels
             rate = stream.codec_context.sample_rate
+            input_rate = self._input_rate(stream.codec_context.extradata or b"")
             tags = {k.upper(): v for k, v in {**container.metadata, **stream.metadata}.items()}
         length = None
+        resample = False
         if _ORIGINAL_RATE_TAG in tags:
             try:
                 rate = int(tags[_ORIGINAL_RATE_TAG])
                 length = int(tags.get(_ORIGINAL_LENGTH_TAG, 0)) or None
             except ValueError:
                 raise BitstreamError(f"{self.name} file has a bad sample-rate or length tag") from None
+            resample = length is not None
+        elif input_rate and input_rate != rate:
+            rate, resample = input_rate, True
         if not channels or not rate:
             raise BitstreamError(f"{self.name} stream has no channel count or sample rate")
         with tempfile.TemporaryDirectory(prefix="inrkit-dec-") as tmp:
             path = Path(tmp) / f"in{self.suffix}"
             path.write_bytes(data)
-            resample = ["-af", f"aresample={rate}:resampler=soxr:precision=28"] if length else []
-            raw = _ffmpeg(["-i", str(path), *resample, "-f", "f32le", "-ar", str(rate),
+            soxr = ["-af", f"aresample={rate}:resampler=soxr:precision=28"] if resample else []
+            raw = _ffmpeg(["-i", str(path), *soxr, "-f", "f32le", "-ar", str(rate),
                            "-ac", str(channels), "pipe:1"], None, f"decode the {self.name} stream", error=BitstreamError)
         samples = np.frombuffer(raw, "<f4")
         if samples.size == 0 or samples.size % channels:
@@ -512,6 +522,13 @@ class Opus(_FFmpegAudioCodec):
     native_rates = (8000, 12000, 16000, 24000, 48000)
     levels = (6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 112, 128, 160, 192, 256)
     ladder_range = (1, len(levels))
+
+    def _input_rate(self, extradata: bytes) -> int | None:
+        # libopus always decodes at 48 kHz; the OpusHead (RFC 7845 §5.1) keeps the
+        # input rate, bytes 12-15 little-endian, so 8/12/16/24 kHz come back as given.
+        if len(extradata) >= 16 and extradata[:8] == b"OpusHead":
+            return int.from_bytes(extradata[12:16], "little") or None
+        return None
 
 
 @register_codec("aac")

@@ -150,6 +150,17 @@ def test_audio_round_trip_keeps_length_and_sample_rate(name, sound):
     assert sdrs[-1] > 15 and sdrs[-1] > sdrs[0], sdrs
 
 
+
+@pytest.mark.parametrize("rate", [8000, 16000, 24000, 22050])
+def test_opus_keeps_rates_it_codes_natively_and_others(rate):
+    """libopus decodes at 48 kHz whatever went in; 8-24 kHz come back from the OpusHead."""
+    t = torch.arange(rate // 2 + 3) / rate
+    tone = Signal(0.3 * torch.sin(2 * math.pi * 440.0 * t)[None], "audio", bit_depth=16, sample_rate=rate)
+    out = _codec("opus").decode(_codec("opus").encode(tone, Rate(kbps=32)))
+    assert out.sample_rate == rate and out.data.shape == tone.data.shape
+    assert audio_metrics(tone, out)["si-sdr"] > 20
+
+
 def test_kbps_target(sound):
     codec = _codec("mp3")
     data = codec.encode(sound, Rate(kbps=100))
