@@ -9,6 +9,7 @@ bytes), so the measured rate is simply ``8 * len(bytes)``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import ClassVar
 
 import torch
@@ -65,6 +66,12 @@ class EncodeOptions:
     progress: bool = False
 
     def __post_init__(self) -> None:
+        if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, Integral)):
+            raise InputError(f"steps must be a whole number, got {self.steps!r}")
+        if self.time_budget is not None and (
+            isinstance(self.time_budget, bool) or not isinstance(self.time_budget, Real)
+        ):
+            raise InputError(f"the time budget must be a number of seconds, got {self.time_budget!r}")
         if self.steps is not None and self.steps < 0:
             raise InputError(f"steps must be >= 0, got {self.steps}")
         if self.time_budget is not None and not self.time_budget > 0:

@@ -12,6 +12,7 @@ Thin glue over the subpackages, so that a script reads like the CLI::
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,17 @@ def fit(signal: Signal, model: str = "siren", **config: Any):
 
 def make_codec(name: str, **codec_kwargs: Any):
     """Instantiate a registered codec (learned codecs take ``model=PATH``)."""
-    return CODECS.get(name)(**codec_kwargs)
+    cls = CODECS.get(name)
+    takes = inspect.signature(cls).parameters
+    unknown = [key for key in codec_kwargs if key not in takes]
+    if unknown == ["model"]:
+        learned = [n for n in CODECS.names() if "model" in inspect.signature(CODECS.get(n)).parameters]
+        raise InputError(
+            f"codec {name!r} takes no model file; only the learned codecs do ({', '.join(learned)})"
+        )
+    if unknown:
+        raise InputError(f"codec {name!r} takes no option(s) {', '.join(sorted(unknown))}")
+    return cls(**codec_kwargs)
 
 
 def encode(

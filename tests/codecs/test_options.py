@@ -21,6 +21,27 @@ def test_bad_budgets_are_input_errors(options, match):
         api.encode(load_sample_image((0, 0, 16, 16)), "jpeg", quality=3, **options)
 
 
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [({"steps": "3"}, "whole number"), ({"steps": 2.5}, "whole number"), ({"steps": True}, "whole number"),
+     ({"time_budget": "10"}, "number of seconds")],
+)  # fmt: skip
+def test_budgets_of_the_wrong_type_are_input_errors(options, match):
+    with pytest.raises(InputError, match=match):
+        EncodeOptions(**options)
+
+
+def test_codec_options_are_checked_against_the_codec():
+    image = load_sample_image((0, 0, 16, 16))
+    with pytest.raises(InputError, match="'siren' takes no model file; only the learned codecs do"):
+        api.encode(image, "siren", bpp=4.0, model="m.safetensors")
+    data = api.encode(image, "siren", bpp=4.0, steps=5)
+    with pytest.raises(InputError, match="takes no model file"):
+        api.decode(data, model="m.safetensors")
+    with pytest.raises(InputError, match="takes no option.s. colour"):
+        api.encode(image, "jpeg", quality=3, colour="red")
+
+
 def test_zero_steps_and_no_budget_are_allowed():
     assert EncodeOptions(steps=0).steps == 0 and EncodeOptions().time_budget is None
 
