@@ -359,9 +359,11 @@ def load_checkpoint(out, generator, discriminator, opt_g, opt_d, sched_g, sched_
     disc = {k[5:]: v for k, v in tensors.items() if k.startswith("disc.")}
     try:
         discriminator.load_state_dict(disc)
-    except RuntimeError as exc:
+    except RuntimeError:  # torch lists every mismatched tensor: hundreds of lines
         raise ModelError(
-            f"cannot resume: discriminator in {str(training_state_path(out))!r} does not match: {exc}"
+            f"cannot resume: the discriminator in {str(training_state_path(out))!r} was built with "
+            f"{meta.get('discriminator', 'another configuration')}, not what these flags build "
+            "(--disc-width and the other discriminator options must match)"
         ) from None
     opt_meta = json.loads(meta["optimizers"])
     opt_g.load_state_dict(optimizer_from_tensors("opt_g", tensors, opt_meta["opt_g"]))

@@ -205,6 +205,10 @@ def test_train_and_resume(audio_dir, tmp_path):
     training = json.loads(_metadata(out)["training"])
     assert state_before["step"] == 2 and training["steps"] == 3
     assert set(training["losses"]) >= {"mel", "adv", "feat", "disc", "commitment", "codebook"}
+    wider = [("0.125" if a == "0.0625" else a) for a in TINY_ARGS]  # --disc-width
+    with pytest.raises(ModelError, match="discriminator .* was built with") as error:
+        main(["--data", str(audio_dir), "--out", str(out), "--steps", "4", "--resume", *wider])
+    assert "\n" not in str(error.value)  # not torch's list of every mismatched tensor
 
 
 def test_train_rejects_bad_input(tmp_path):
