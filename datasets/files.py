@@ -110,6 +110,17 @@ def atomic_write_text(path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def output_folder(path) -> Path:
+    """Make the folder ``path`` (and its parents) for a command's outputs; an existing
+    file there, or a place the system refuses, is an :class:`InputError`."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path}: is a file; expected a folder for the outputs")
+    with _os_errors_as_input_errors(path):
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @contextlib.contextmanager
 def atomic_folder(path, replaceable=lambda p: False) -> Iterator[Path]:
     """Like :func:`atomic_output` for a folder of files. An existing folder is replaced

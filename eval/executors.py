@@ -152,14 +152,19 @@ class RayExecutor:
             self._ray.shutdown()
 
 
-def make_executor(kind: str = "local", jobs: int = 1, address: str | None = None):
-    """An executor by name: ``local`` (serial for one job, else a process pool) or ``ray``."""
+def check_executor(kind: str = "local", jobs: int = 1, address: str | None = None) -> None:
+    """Refuse executor settings that :func:`make_executor` cannot honour, before any work."""
     if jobs < 1:
         raise InputError(f"--jobs must be at least 1, got {jobs}")
-    if kind == "local":
-        if address is not None:
-            raise InputError("--address applies to --executor ray only")
-        return SerialExecutor() if jobs == 1 else PoolExecutor(jobs)
+    if kind not in ("local", "ray"):
+        raise InputError(f"--executor: expected 'local' or 'ray', got {kind!r}")
+    if kind == "local" and address is not None:
+        raise InputError("--address applies to --executor ray only")
+
+
+def make_executor(kind: str = "local", jobs: int = 1, address: str | None = None):
+    """An executor by name: ``local`` (serial for one job, else a process pool) or ``ray``."""
+    check_executor(kind, jobs, address)
     if kind == "ray":
         return RayExecutor(jobs, address)
-    raise InputError(f"--executor: expected 'local' or 'ray', got {kind!r}")
+    return SerialExecutor() if jobs == 1 else PoolExecutor(jobs)

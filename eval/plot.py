@@ -15,6 +15,8 @@ import math
 from importlib import resources
 from pathlib import Path
 
+from inrkit.datasets.files import output_folder
+
 from .bdrate import ms_ssim_db
 from .results import RATE_KEYS, TIME_KEYS, results_rate_key, validate_results
 
@@ -58,8 +60,7 @@ def plot_results(docs: list[dict], out_dir, reference: dict | None = None,
     docs = [validate_results(doc, f"results of {doc.get('name', '?')}") for doc in docs]
     if not docs:
         return []
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_folder(out_dir)
     rate = results_rate_key(docs[0])
     metrics = []
     for doc in docs:

@@ -31,10 +31,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from inrkit.codecs.base import EncodeOptions, Rate
+from inrkit.datasets.files import output_folder
 from inrkit.errors import InputError
 from inrkit.registry import CODECS
 
-from .executors import make_executor
+from .executors import check_executor, make_executor
 from .results import make_results, metric_keys, rate_key, write_json, write_text
 from .round_trip import round_trip
 
@@ -177,10 +178,11 @@ def sweep(data: list, codecs: list[str], out, *, points: int = 6, per_image: boo
         raise InputError(f"--points must be at least 1, got {points}")
     files = find_files(data)
     modality = _modality(files)
-    out = Path(out)
-    points_dir = out / "points"
     options = EncodeOptions(steps=steps, time_budget=time_budget, seed=seed)
     items = plan(files, codecs, points, options, modality)
+    check_executor(executor, jobs, address)
+    out = output_folder(out)  # before any encoding: a bad --out fails at once
+    points_dir = out / "points"
 
     report = SweepReport()
     todo = [item for item in items if _read_point(points_dir / item.point_file) is None]

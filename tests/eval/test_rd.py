@@ -115,6 +115,20 @@ def test_bad_arguments_give_one_input_error(argv, message, photos, tmp_path):
             "MISSING.json": str(tmp_path / "missing.json")}
     with pytest.raises(InputError, match=message):
         main([subs.get(a, a) for a in argv])
+    assert not (tmp_path / "out").exists()  # refused before anything was made
+
+
+def test_an_existing_file_as_output_folder_is_refused_before_any_work(photos, tmp_path):
+    out = tmp_path / "run"
+    assert main(["rd", "--data", str(photos / "face.png"), "--codecs", "jpeg", "--points", "1",
+                 "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    results = out / "jpeg.json"
+    before = results.read_bytes()
+    with pytest.raises(InputError, match="jpeg.json: is a file"):
+        main(["plot", str(results), "-o", str(results)])
+    with pytest.raises(InputError, match="jpeg.json: is a file"):
+        main(["rd", "--data", str(photos), "--codecs", "jpeg", "--out", str(results), "--quiet"])
+    assert results.read_bytes() == before
 
 
 def test_unreadable_file_is_an_input_error_naming_it(tmp_path):
