@@ -67,6 +67,7 @@ from inrkit.training import (
     distributed,
     optimizer_from_tensors,
     optimizer_to_tensors,
+    require_positive,
     resume_weights,
     write_training_state,
 )
@@ -305,8 +306,9 @@ def _parse(argv) -> argparse.Namespace:
             raise InputError(
                 f"--{name.replace('_', '-')} must be non-negative, got {getattr(args, name)}"
             )
-    if args.time is not None and not args.time > 0:
-        raise InputError(f"--time must be positive, got {args.time}")
+    if args.stage1_steps + args.stage2_steps == 0:
+        raise InputError("--stage1-steps and --stage2-steps are both 0: nothing would be trained")
+    require_positive(args, "lr", "time")
     try:
         args.widths = tuple(int(w) for w in args.widths.split(","))
     except ValueError:

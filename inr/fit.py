@@ -225,6 +225,8 @@ def fit_values(
     steps, time_budget, target_psnr, batch_size, log_every = _check_budget(
         steps, time_budget, target_psnr, batch_size, log_every, lr_schedule, compile
     )
+    if lr is not None and not 0 < lr < math.inf:
+        raise InputError(f"lr must be a positive number, got {lr!r}")
     coords, values = _flatten(field, coords, values)
     device = torch.device(device)
     field.to(device).train()

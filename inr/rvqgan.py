@@ -147,6 +147,18 @@ class RVQGANConfig:
         self.decoder_rates = tuple(int(r) for r in self.decoder_rates)
         if self.latent_dim is None:
             self.latent_dim = self.encoder_dim * (1 << len(self.encoder_rates))
+        for name in ("sample_rate", "encoder_dim", "decoder_dim", "latent_dim", "n_codebooks",
+                     "codebook_dim"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.codebook_size < 2:
+            raise ValueError(f"codebook_size must be at least 2, got {self.codebook_size}")
+        if not 0 <= self.quantizer_dropout <= 1:
+            raise ValueError(f"quantizer_dropout is a probability, got {self.quantizer_dropout}")
+        if self.decoder_dim % (1 << len(self.decoder_rates)):
+            raise ValueError(
+                f"decoder_dim {self.decoder_dim} must be divisible by 2**{len(self.decoder_rates)}"
+            )
         if math.prod(self.encoder_rates) != math.prod(self.decoder_rates):
             raise ValueError(
                 f"encoder strides {self.encoder_rates} and decoder strides {self.decoder_rates} "

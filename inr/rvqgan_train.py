@@ -57,6 +57,7 @@ from inrkit.training import (
     distributed,
     optimizer_from_tensors,
     optimizers_to_tensors,
+    require_positive,
     resume_weights,
     training_state_path,
     write_training_state,
@@ -426,7 +427,29 @@ def _parse(argv) -> argparse.Namespace:
             )
     if not args.segment_seconds > 0:
         raise InputError(f"--segment-seconds must be positive, got {args.segment_seconds}")
+    require_positive(args, "lr", "time_budget")
+    if not 0 <= args.disc_width < math.inf:
+        raise InputError(f"--disc-width must be >= 0, got {args.disc_width}")
+    _config(args)  # every architecture flag, before any process group or data
     return args
+
+
+def _config(args: argparse.Namespace) -> RVQGANConfig:
+    try:
+        config = RVQGANConfig(
+            sample_rate=args.sample_rate,
+            encoder_dim=args.encoder_dim,
+            encoder_rates=_rates(args.encoder_rates, "--encoder-rates"),
+            decoder_dim=args.decoder_dim,
+            decoder_rates=_rates(args.decoder_rates, "--decoder-rates"),
+            n_codebooks=args.n_codebooks,
+            codebook_size=args.codebook_size,
+            codebook_dim=args.codebook_dim,
+            quantizer_dropout=args.quantizer_dropout,
+        )
+    except ValueError as exc:
+        raise InputError(f"inrkit train rvqgan: {exc}") from None
+    return config
 
 
 def _rates(text: str, option: str) -> tuple[int, ...]:
@@ -449,17 +472,7 @@ def _train(args, rank: int, world: int, device: torch.device) -> TrainState:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = RVQGANConfig(
-        sample_rate=args.sample_rate,
-        encoder_dim=args.encoder_dim,
-        encoder_rates=_rates(args.encoder_rates, "--encoder-rates"),
-        decoder_dim=args.decoder_dim,
-        decoder_rates=_rates(args.decoder_rates, "--decoder-rates"),
-        n_codebooks=args.n_codebooks,
-        codebook_size=args.codebook_size,
-        codebook_dim=args.codebook_dim,
-        quantizer_dropout=args.quantizer_dropout,
-    )
+    config = _config(args)
     torch.manual_seed(args.seed)  # identical initial weights on every rank
     generator = RVQGAN(config).to(device)
     disc_config = {"width": args.disc_width}

@@ -66,6 +66,7 @@ from inrkit.training import (
     optimizer_from_tensors,
     optimizers_to_tensors,
     read_training_state,
+    require_positive,
     resume_weights,
     training_state_path,
     write_training_state,
@@ -238,8 +239,7 @@ def _parse(argv) -> argparse.Namespace:
     if len(chosen) > 1:
         flags = " and ".join("--" + f.replace("_", "-") for f in chosen)
         raise InputError(f"{flags} exclude each other")
-    if args.time is not None and not args.time > 0:
-        raise InputError(f"--time must be positive, got {args.time}")
+    require_positive(args, "lr", "inner_lr", "prior_lr", "w0", "time")
     image = args.modality == "image"
     args.patch = args.patch or (32 if image else 256)
     args.crop = args.crop or (8 if image else 32)

@@ -8,6 +8,7 @@ started by torchrun: gloo on CPU, nccl on CUDA.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +43,16 @@ def distributed() -> Iterator[tuple[int, int, torch.device]]:
         yield dist.get_rank(), world, device
     finally:
         dist.destroy_process_group()
+
+
+def require_positive(args, *names: str) -> None:
+    """Each named option of ``args`` (``None``: not given) must be a positive, finite
+    number: a learning rate or budget of 0, -1 or nan is an :class:`InputError` here,
+    not an optimizer's traceback later."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and not 0 < value < math.inf:
+            raise InputError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
 
 
 def check_output(out: str | os.PathLike, data: str | os.PathLike) -> None:

@@ -170,6 +170,11 @@ def test_train_rejects_bad_arguments(crops_dir, tmp_path):
         main(_args(crops_dir, tmp_path / "m.safetensors", "--crop", "30"))
     with pytest.raises(InputError, match="at least 80"):
         main(_args(crops_dir, tmp_path / "m.safetensors", "--crop", "80"))
+    with pytest.raises(InputError, match="nothing would be trained"):
+        main(_args(crops_dir, tmp_path / "m.safetensors", "--stage1-steps", "0", "--stage2-steps", "0"))
+    for lr in ("-1", "0", "nan"):
+        with pytest.raises(InputError, match="--lr must be a positive number"):
+            main(_args(crops_dir, tmp_path / "m.safetensors", "--lr", lr))
 
 
 @pytest.mark.slow  # two interpreters + gloo

@@ -261,6 +261,8 @@ def test_progress_bar_goes_to_stderr(crop, capsys):
         ({"compile": "always"}, "compile"),
         ({"log_every": 0}, "log_every"),
         ({"in_dim": 3}, "in_dim"),
+        ({"lr": -1.0}, "lr must be a positive number"),
+        ({"lr": float("nan")}, "lr must be a positive number"),
     ],
 )
 def test_bad_arguments_raise_input_error(crop, options, match):

@@ -211,6 +211,22 @@ def test_train_and_resume(audio_dir, tmp_path):
     assert "\n" not in str(error.value)  # not torch's list of every mismatched tensor
 
 
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [(["--lr", "-1"], "--lr must be a positive number"), (["--lr", "nan"], "--lr must be"),
+     (["--time-budget", "0"], "--time-budget must be"), (["--n-codebooks", "0"], "n_codebooks"),
+     (["--quantizer-dropout", "2"], "quantizer_dropout is a probability"),
+     (["--sample-rate", "0"], "sample_rate"), (["--decoder-rates", "8,2"], "same product"),
+     (["--decoder-dim", "30"], "divisible"), (["--disc-width", "-1"], "--disc-width")],
+)  # fmt: skip
+def test_train_refuses_bad_flags_before_training(flags, message, audio_dir, tmp_path):
+    out = tmp_path / "m.safetensors"
+    with pytest.raises(InputError, match=message):
+        main(["--data", str(audio_dir), "--out", str(out), *TINY_ARGS, *flags])
+    assert not out.exists()
+
+
 def test_train_rejects_bad_input(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

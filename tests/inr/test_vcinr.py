@@ -296,6 +296,9 @@ def test_train_argument_errors(image_dir, tmp_path):
         main(["--modality", "image", *common, "--lambdas", "a"])
     with pytest.raises(InputError, match="steps"):
         main(["--modality", "image", *common, "--steps", "0"])
+    for flag in ("--lr", "--inner-lr", "--prior-lr", "--w0", "--time"):
+        with pytest.raises(InputError, match=f"{flag} must be a positive number"):
+            main(["--modality", "image", *common, flag, "nan"])
     with pytest.raises(InputError):  # a folder of images holds no audio
         main(["--modality", "audio", *common, *TINY_ARGS])
 
