@@ -18,6 +18,7 @@ from inrkit.errors import InputError
 
 MODALITIES = ("image", "video", "audio")
 _NDIM = {"image": 3, "video": 4, "audio": 2}
+_GRID_AXES = {"image": "H, W", "video": "T, H, W", "audio": "N"}
 
 
 @dataclass
@@ -45,6 +46,8 @@ class Signal:
         if self.modality == "audio" and not self.sample_rate:
             raise InputError("an audio Signal needs a sample_rate")
         self.data = self.data.to(torch.float32)
+        if not torch.isfinite(self.data).all():
+            raise InputError(f"{self.modality} signal holds NaN or infinite values")
 
     # -- description -------------------------------------------------------
     @property
@@ -98,6 +101,12 @@ class Signal:
     def with_values(self, values: torch.Tensor) -> Signal:
         """A Signal like this one whose samples are ``values`` (``[*grid, C]`` in ``[-1, 1]``),
         clamped to the value range. The grid may differ (super-resolution)."""
+        grid_dims = len(self.grid_shape)
+        if values.ndim != grid_dims + 1 or values.shape[-1] != self.channels:
+            raise InputError(
+                f"values for this {self.modality} must be "
+                f"[{_GRID_AXES[self.modality]}, {self.channels}], got shape {tuple(values.shape)}"
+            )
         lo, hi = self.value_range
         v = ((values.detach().float() + 1.0) * ((hi - lo) / 2.0) + lo).clamp(lo, hi)
         if self.modality == "image":

@@ -158,3 +158,17 @@ def test_an_output_the_system_refuses_is_one_input_error(tmp_path, name, signal)
     with pytest.raises(InputError, match=r"file\.txt/" + name + r": cannot write \("):
         save(signal, blocker / name)
     assert blocker.read_text() == "mine"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_signal_with_non_finite_values_is_refused(bad):
+    data = torch.zeros(3, 4, 4)
+    data[1, 2, 3] = bad
+    with pytest.raises(InputError, match="NaN or infinite"):
+        Signal(data, "image")
+
+
+def test_with_values_checks_the_channel_count(photo):
+    assert photo.with_values(torch.zeros(5, 7, 3)).data.shape == (3, 5, 7)  # another grid is fine
+    with pytest.raises(InputError, match=r"must be \[H, W, 3\], got shape \(3, 5, 5\)"):
+        photo.with_values(torch.zeros(3, 5, 5))
