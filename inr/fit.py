@@ -171,6 +171,12 @@ def fit(
         for key in ("in_dim", "out_channels"):
             if key in field_config:
                 raise InputError(f"fit() takes {key} from the signal; do not pass it")
+        coordinate_fields = [n for n in FIELDS.names() if _is_coordinate_field(n)]
+        if model in FIELDS and model not in coordinate_fields:
+            raise InputError(
+                f"{model!r} decodes whole video frames, not coordinates: fit it with "
+                f"inrkit.inr.video_fit.fit_frames; fit() takes {', '.join(coordinate_fields)}"
+            )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             field = build_field(model, in_dim=len(grid), out_channels=signal.channels, **field_config)
@@ -188,6 +194,10 @@ def fit(
         lr_schedule=lr_schedule, seed=seed, device=device, progress=progress,
         compile=compile, log_every=log_every, keep_best=keep_best,
     )
+
+
+def _is_coordinate_field(name: str) -> bool:
+    return {"in_dim", "out_channels"} <= {f.name for f in dataclasses.fields(FIELDS.get(name).Config)}
 
 
 def fit_values(

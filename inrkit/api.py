@@ -25,9 +25,15 @@ from inrkit.errors import BitstreamError, InputError
 from inrkit.registry import CODECS
 
 
+def _as_path(path: Any, what: str, takes: str = "a path (str or os.PathLike)") -> Path:
+    if not isinstance(path, str | os.PathLike):
+        raise InputError(f"{what} takes {takes}, got {type(path).__name__}")
+    return Path(path)
+
+
 def load(path: str | os.PathLike, **options: Any) -> Signal:
     """Read an image, video or audio file (or a folder of frames) into a :class:`Signal`."""
-    return media.load(path, **options)
+    return media.load(_as_path(path, "load()"), **options)
 
 
 def save(obj: Signal | bytes, path: str | os.PathLike, **options: Any) -> Path:
@@ -35,7 +41,7 @@ def save(obj: Signal | bytes, path: str | os.PathLike, **options: Any) -> Path:
 
     Writes atomically: a failure never leaves a partial file.
     """
-    path = Path(path)
+    path = _as_path(path, "save()")
     if isinstance(obj, bytes | bytearray):
         write_file(path, bytes(obj))
     elif isinstance(obj, Signal):
@@ -115,7 +121,7 @@ def decode(data: bytes | str | os.PathLike, *, model: str | None = None, **optio
         data = bytes(data)
         container = unpack(data)
     else:
-        data, container = read_file_bytes(data)
+        data, container = read_file_bytes(_as_path(data, "decode()", "the file's bytes or its path"))
     if container.codec not in CODECS:
         raise BitstreamError(
             f"the file was written by codec {container.codec!r}, which this inrkit does not have "

@@ -72,3 +72,14 @@ def test_a_codec_without_presets_asks_for_a_rate():
 def test_cuda_without_cuda_is_refused_by_the_options_every_encoder_takes():
     with pytest.raises(InputError, match="CUDA is not available here"):
         EncodeOptions(device="cuda")
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [(lambda: api.load(None), "load.. takes a path"), (lambda: api.load(5), "load.. takes a path"),
+     (lambda: api.decode(5), "decode.. takes the file's bytes or its path, got int"),
+     (lambda: api.save(b"x", None), "save.. takes a path")],
+)  # fmt: skip
+def test_api_paths_of_the_wrong_type_are_input_errors(call, match):
+    with pytest.raises(InputError, match=match):
+        call()

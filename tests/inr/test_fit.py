@@ -262,12 +262,13 @@ def test_progress_bar_goes_to_stderr(crop, capsys):
         ({"log_every": 0}, "log_every"),
         ({"in_dim": 3}, "in_dim"),
         ({"lr": -1.0}, "lr must be a positive number"),
+        ({"model": "hnerv"}, "'hnerv' decodes whole video frames, not coordinates"),
         ({"lr": float("nan")}, "lr must be a positive number"),
     ],
 )
 def test_bad_arguments_raise_input_error(crop, options, match):
     with pytest.raises(InputError, match=match):
-        fit(crop, "siren", **{"steps": 1, **options})
+        fit(crop, **{"model": "siren", "steps": 1, **options})
 
 
 def test_other_misuse_raises_input_error(crop):
