@@ -140,12 +140,25 @@ def plan(files: list[Path], codec_names: list[str], points: int, options: Encode
     return items
 
 
-def _read_point(path: Path) -> dict | None:
+def _read_point(path: Path, modality: str) -> dict | None:
+    """The stored point, or None when it is missing or damaged (the sweep then redoes it):
+    it must carry the schema, a numeric rate and times, and numbers (or null, for a
+    non-finite value) for every metric."""
     try:
         point = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    return point if isinstance(point, dict) and point.get("schema") == POINT_SCHEMA else None
+    if not isinstance(point, dict) or point.get("schema") != POINT_SCHEMA:
+        return None
+    required = (rate_key(modality), "encoding_time", "decoding_time")
+    if not all(_is_number(point.get(key)) for key in required):
+        return None
+    metrics = [point.get(key, "absent") for key in metric_keys(modality)]
+    return point if all(v is None or _is_number(v) for v in metrics) else None
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 # -- the sweep ---------------------------------------------------------------------------------
@@ -185,7 +198,7 @@ def sweep(data: list, codecs: list[str], out, *, points: int = 6, per_image: boo
     points_dir = out / "points"
 
     report = SweepReport()
-    todo = [item for item in items if _read_point(points_dir / item.point_file) is None]
+    todo = [item for item in items if _read_point(points_dir / item.point_file, modality) is None]
     report.reused = len(items) - len(todo)
 
     def tasks():
@@ -248,7 +261,7 @@ def _aggregate(items: list[WorkItem], points_dir: Path, out: Path, codecs: list[
         by_index: dict[int, list[dict]] = {}
         by_file: dict[str, list[dict]] = {}
         for item in mine:
-            point = _read_point(points_dir / item.point_file)
+            point = _read_point(points_dir / item.point_file, modality)
             if point is None:
                 raise InputError(f"point {item.point_file} is missing from {points_dir}; run the sweep again")
             by_index.setdefault(item.index, []).append(point)

@@ -76,8 +76,11 @@ def test_interrupted_sweep_resumes_without_recomputing(photos, tmp_path, monkeyp
     for rel in removed:
         (out / "points" / rel).unlink()
     (out / "points" / _points(out)[0]).write_text("{truncated")  # a damaged point is redone
+    (out / "points" / _points(out)[3]).write_text('{"schema": 1}')  # and one without values
+    bad_rate = json.loads((out / "points" / _points(out)[4]).read_text()) | {"bpp": "x"}
+    (out / "points" / _points(out)[4]).write_text(json.dumps(bad_rate))
     report = rd.sweep([photos], ["jpeg", "webp"], out, points=3, progress=False)
-    assert (report.computed, report.reused) == (3, 9)
+    assert (report.computed, report.reused) == (5, 7)
     again = json.loads((out / "webp.json").read_text())
     assert again["results"]["bpp"] == first["results"]["bpp"]
     assert again["results"]["psnr-rgb"] == first["results"]["psnr-rgb"]
