@@ -13,6 +13,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import sys
 
 from inrkit.errors import InputError
 
@@ -78,6 +79,8 @@ def main(argv: list[str]) -> int:
         )
         print(f"{report.computed} points computed, {report.reused} reused; "
               f"summary: {report.summary}")
+        for note in report.notes:
+            print(f"note: {note}", file=sys.stderr)
         return 0
     from .plot import plot_files
 

@@ -60,6 +60,7 @@ class SweepReport:
 
     computed: int = 0
     reused: int = 0
+    notes: list[str] = field(default_factory=list)  # e.g. a ladder shorter than --points
     results: dict[str, Path] = field(default_factory=dict)  # codec → CompressAI JSON
     per_image: list[Path] = field(default_factory=list)
     summary: Path | None = None
@@ -198,6 +199,11 @@ def sweep(data: list, codecs: list[str], out, *, points: int = 6, per_image: boo
     points_dir = out / "points"
 
     report = SweepReport()
+    for name in codecs:
+        found = len({item.index for item in items if item.codec == name})
+        if found < points:
+            report.notes.append(f"{name} has {found} distinct rate points, so the sweep has {found}, "
+                                f"not {points}")
     todo = [item for item in items if _read_point(points_dir / item.point_file, modality) is None]
     report.reused = len(items) - len(todo)
 

@@ -158,3 +158,12 @@ def test_default_ladder_of_the_base_codec():
     assert len(Fitted().ladder(1)) == 1
     with pytest.raises(InputError, match="at least 1"):
         Fitted().ladder(0)
+
+
+def test_a_ladder_shorter_than_points_is_noted(photos, tmp_path, capsys):
+    ladder = len(rd.CODECS.get("jpeg")().ladder(1000))
+    assert main(["rd", "--data", str(photos / "face.png"), "--codecs", "jpeg", "--points", "1000",
+                 "--out", str(tmp_path / "run"), "--quiet"]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    assert f"{ladder} points computed" in captured.out
+    assert f"note: jpeg has {ladder} distinct rate points, so the sweep has {ladder}, not 1000" in captured.err
