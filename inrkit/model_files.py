@@ -77,6 +77,8 @@ def save_model(
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The metadata of a safetensors file, or :class:`ModelError` if it is not one."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"model file {str(path)!r} is a folder; give the .safetensors file")
     if not path.is_file():
         raise ModelError(f"model file {str(path)!r} not found")
     try:

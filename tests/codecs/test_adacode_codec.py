@@ -90,6 +90,8 @@ def test_missing_and_mismatched_model(model_path, image, tmp_path):
         AdaCodeCodec().encode(image, Rate(quality=1))
     with pytest.raises(ModelError, match="not found"):
         AdaCodeCodec(model=tmp_path / "nope.safetensors").encode(image, Rate(quality=1))
+    with pytest.raises(ModelError, match="is a folder; give the .safetensors file"):
+        AdaCodeCodec(model=tmp_path).encode(image, Rate(quality=1))
     data = AdaCodeCodec(model=model_path).encode(image, Rate(quality=2))
     other = _save(tmp_path / "other.safetensors", 1)
     with pytest.raises(ModelError, match="sha256"):
