@@ -1,7 +1,9 @@
 """The Signal type: a tensor plus everything needed to write it back.
 
 Layouts (DESIGN.md): images ``C×H×W``, video ``T×C×H×W``, audio ``C×N``.
-Values are float32: images and video in ``[0, 1]``, audio in ``[-1, 1]``.
+Values are float32: images and video in ``[0, 1]``, audio in ``[-1, 1]``;
+NaN and infinite values are refused when a Signal is made (values outside the
+range are kept, and clamped when written to a file).
 ``bit_depth`` and ``channels`` describe the source file so that saving can
 restore them; ``sample_rate`` is samples per second (audio) and
 ``frame_rate`` frames per second (video).
