@@ -8,7 +8,7 @@ PSNR / MS-SSIM are computed on RGB values in ``[0, 255]``.
   the gray one is repeated to three channels (a gray picture *is* the RGB
   picture with equal channels), so a codec that returns RGB for a gray input
   is judged on what it shows.
-* RGBA: only the RGB part is compared (alpha is not part of ``psnr-rgb``).
+* RGBA and gray+alpha: only the colour part is compared (alpha is not part of ``psnr-rgb``).
 * MS-SSIM (Wang, Simoncelli & Bovik, Asilomar 2003) comes from
   pytorch-msssim with its defaults (11-tap Gaussian window, σ = 1.5, five
   scales with weights 0.0448, 0.2856, 0.3001, 0.2363, 0.1333). Five scales
@@ -74,10 +74,10 @@ def _pixels(x: Signal | torch.Tensor, what: str) -> torch.Tensor:
     if data.ndim != 4:
         raise InputError(f"{what}: expected C×H×W or T×C×H×W, got shape {tuple(data.shape)}")
     channels = data.shape[1]
-    if channels == 4:
-        data = data[:, :3]
+    if channels in (2, 4):  # gray or RGB with alpha: the colour channels are compared
+        data = data[:, : channels - 1]
     elif channels not in (1, 3):
-        raise InputError(f"{what}: expected 1 (gray), 3 (RGB) or 4 (RGBA) channels, got {channels}")
+        raise InputError(f"{what}: expected 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) channels, got {channels}")
     return torch.round(data.detach().double().clamp(0, 1) * 255.0)
 
 
@@ -204,7 +204,8 @@ def si_sdr(ref, rec, zero_mean: bool = True) -> float:
     ``s_target = (<ŝ, s> / ||s||²) s``, ``e = ŝ - s_target``,
     ``SI-SDR = 10·log10(||s_target||² / ||e||²)``; +inf for a scaled copy, −inf for an
     estimate with no component along the reference (a silent or constant one included,
-    where the ratio is 0/0).
+    where the ratio is 0/0), nan where the reference channel itself is silent or constant
+    (a one-sample clip, say): the measure is undefined there.
     """
     a, b, _ = _audio_pair(ref, rec)
     if zero_mean:
@@ -213,8 +214,9 @@ def si_sdr(ref, rec, zero_mean: bool = True) -> float:
     values = []
     for s, s_hat in zip(a, b, strict=True):
         energy = float(s.pow(2).sum())
-        if energy == 0:
-            raise InputError("SI-SDR is undefined for a silent reference channel")
+        if energy == 0:  # nothing to be invariant to: undefined, not an error in a sweep
+            values.append(math.nan)
+            continue
         target = (float(s_hat @ s) / energy) * s
         signal_energy = float(target.pow(2).sum())
         noise = float((s_hat - target).pow(2).sum())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -54,6 +55,8 @@ def _positive(kind):
 def _check_not_input(inp: Path, out: Path) -> None:
     if out.exists() and inp.exists() and out.resolve() == inp.resolve():
         raise InputError(f"refusing to overwrite the input file {inp}; choose another -o")
+    if inp.is_dir() and inp.resolve() in out.resolve().parents:
+        raise InputError(f"refusing to write {out} into the input folder {inp}; choose another -o")
 
 
 def _progress_line(message: str) -> None:
@@ -64,10 +67,16 @@ def _progress_line(message: str) -> None:
 def cmd_encode(args: argparse.Namespace) -> int:
     from inrkit import api
     from inrkit.codecs.base import Codec
+    from inrkit.datasets.io import modality_of
     from inrkit.eval.metrics import signal_metrics
 
     inp, out = Path(args.input), Path(args.output)
     _check_not_input(inp, out)
+    if modality_of(out):
+        raise InputError(
+            f"-o {out}: encode writes an .inrk file, not {modality_of(out)} "
+            f"(decode turns the .inrk into {out.suffix}); name it e.g. {out.with_suffix('.inrk')}"
+        )
     _check_inrk_codec(args.codec)
     load_options = {}
     if args.frames:
@@ -90,15 +99,17 @@ def cmd_encode(args: argparse.Namespace) -> int:
         **codec_kwargs,
     )
     seconds = time.perf_counter() - start
-    api.save(data, out)
+    # The summary is measured on the decoded bytes before the file is written, so a
+    # failure there leaves no file behind.
     decoded = api.decode(data, **codec_kwargs)
     rate = Codec.measured_rate(signal, data)
     rate_text = f"{rate:.2f} kbps" if signal.modality == "audio" else f"{rate:.4f} bpp"
     metrics = signal_metrics(signal, decoded)
     if signal.modality == "audio":
-        quality = f"PSNR {metrics['psnr']:.2f} dB, SI-SDR {metrics['si-sdr']:.2f} dB"
+        quality = f"PSNR {_db(metrics['psnr'])}, SI-SDR {_db(metrics['si-sdr'])}"
     else:
-        quality = f"PSNR {metrics['psnr-rgb']:.2f} dB"
+        quality = f"PSNR {_db(metrics['psnr-rgb'])}"
+    api.save(data, out)
     print(f"{out}: {rate_text} ({len(data)} bytes), {quality}, encoded in {seconds:.1f} s")
     target = args.bpp if args.bpp is not None else args.kbps
     if target is not None and rate > 1.1 * target:
@@ -108,6 +119,10 @@ def cmd_encode(args: argparse.Namespace) -> int:
         print(f"inrkit: note: the file's rate, {rate_text}, is more than 10 % above the "
               f"{flag} target of {target:g}", file=sys.stderr)
     return 0
+
+
+def _db(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.2f} dB"
 
 
 def _check_inrk_codec(name: str) -> None:

@@ -193,3 +193,31 @@ def test_a_closed_pipe_ends_quietly(encoded):
     reader.stdin.close()
     assert writer.returncode == 141
     assert writer.stderr == ""
+
+
+def test_refuses_to_write_into_an_input_folder_of_frames(tmp_path, capsys):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(2):
+        save(load_sample_image(crop=(100 + i, 100, 16, 16)), frames / f"f{i}.png")
+    before = sorted(p.name for p in frames.iterdir())
+    assert main(["encode", str(frames), "-o", str(frames / "clip.inrk"), "--steps", "3"]) == 2
+    assert "into the input folder" in _error_line(capsys)
+    assert sorted(p.name for p in frames.iterdir()) == before
+
+
+def test_an_output_named_like_media_is_refused(image_file, tmp_path, capsys):
+    out = tmp_path / "photo.png"
+    assert main(["encode", str(image_file), "-o", str(out), "--steps", "3"]) == 2
+    assert "encode writes an .inrk file, not image" in _error_line(capsys)
+    assert not out.exists()
+
+
+def test_gray_with_alpha_gets_a_summary(tmp_path, capsys):
+    from PIL import Image
+
+    path = tmp_path / "la.png"
+    Image.new("LA", (12, 12), (128, 200)).save(path)
+    out = tmp_path / "la.inrk"
+    assert main(["encode", str(path), "-o", str(out), "--codec", "siren", "--steps", "5", "-q"]) == 0
+    assert re.search(r"PSNR \d+\.\d\d dB", capsys.readouterr().out) and out.exists()

@@ -30,8 +30,8 @@ def test_gray_against_rgb_and_rgba_use_the_rgb_part():
     assert metrics.psnr_frames(gray, gray.expand(3, -1, -1)) == [math.inf]
     rgba = torch.cat([_image(1, (3, 20, 20)), torch.zeros(1, 20, 20)])
     assert metrics.psnr_frames(rgba, rgba[:3]) == [math.inf]
-    with pytest.raises(InputError, match="channels, got 2"):
-        metrics.psnr_frames(torch.zeros(2, 5, 5), torch.zeros(2, 5, 5))
+    with pytest.raises(InputError, match="channels, got 5"):
+        metrics.psnr_frames(torch.zeros(5, 5, 5), torch.zeros(5, 5, 5))
 
 
 def test_shape_mismatch_is_an_input_error():
@@ -97,6 +97,16 @@ def test_si_sdr_of_a_silent_or_constant_estimate_is_minus_infinity():
     x = _tone()
     assert metrics.si_sdr(x, torch.zeros_like(x)) == -math.inf
     assert metrics.si_sdr(x, torch.full_like(x, 0.3)) == -math.inf
+    # a constant reference (one sample, say) leaves nothing to measure: undefined, not an error
+    assert math.isnan(metrics.si_sdr(torch.full_like(x, 0.25), x))
+
+
+def test_gray_with_alpha_is_compared_on_its_gray_channel():
+    gray = torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(0))
+    with_alpha = torch.cat([gray, torch.ones_like(gray)])
+    other_alpha = torch.cat([gray, torch.zeros_like(gray)])
+    assert metrics.psnr_frames(with_alpha, other_alpha) == [math.inf]
+    assert metrics.psnr_frames(with_alpha, gray) == [math.inf]
 
 
 def test_mel_filterbank_is_slaney():
