@@ -58,6 +58,23 @@ def fit(signal: Signal, model: str = "siren", **config: Any):
     return _fit(signal, model=model, **config)
 
 
+def check_inrk_codec(name: str, modality: str | None = None) -> None:
+    """Refuse, before any work, a codec that does not write ``.inrk`` files (the classical
+    codecs are registered only as references for rate–distortion sweeps) or that does
+    not handle ``modality``."""
+    from inrkit.codecs.classical import ClassicalCodec
+
+    cls = CODECS.get(name)  # InputError for an unknown name
+    if issubclass(cls, ClassicalCodec):
+        inrk = [n for n in CODECS.names() if not issubclass(CODECS.get(n), ClassicalCodec)]
+        raise InputError(
+            f"codec {name!r} is a classical reference for `inrkit eval rd`; it writes its own "
+            f"format, not .inrk. encode takes: {', '.join(inrk)}"
+        )
+    if modality is not None and modality not in cls.modalities:
+        raise InputError(f"codec {name!r} handles {', '.join(cls.modalities)}, not {modality}")
+
+
 def make_codec(name: str, **codec_kwargs: Any):
     """Instantiate a registered codec (learned codecs take ``model=PATH``)."""
     cls = CODECS.get(name)

@@ -77,7 +77,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
             f"-o {out}: encode writes an .inrk file, not {modality_of(out)} "
             f"(decode turns the .inrk into {out.suffix}); name it e.g. {out.with_suffix('.inrk')}"
         )
-    _check_inrk_codec(args.codec)
+    api.check_inrk_codec(args.codec)
     load_options = {}
     if args.frames:
         load_options["frames"] = args.frames
@@ -123,20 +123,6 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 def _db(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.2f} dB"
-
-
-def _check_inrk_codec(name: str) -> None:
-    """``encode`` writes .inrk files; the classical codecs write their own formats and are
-    registered only as references for rate–distortion sweeps."""
-    from inrkit.codecs.classical import ClassicalCodec
-    from inrkit.registry import CODECS
-
-    if issubclass(CODECS.get(name), ClassicalCodec):
-        inrk = [n for n in CODECS.names() if not issubclass(CODECS.get(n), ClassicalCodec)]
-        raise InputError(
-            f"codec {name!r} is a classical reference for `inrkit eval rd`; it writes its own "
-            f"format, not .inrk. encode takes: {', '.join(inrk)}"
-        )
 
 
 # -- decode ----------------------------------------------------------------

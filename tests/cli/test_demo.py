@@ -19,3 +19,18 @@ def test_demo_writes_the_file_and_the_reconstruction(tmp_path, capsys):
     assert abs(measured - bpp) < 1e-3
     assert psnr > MEAN_COLOUR_PSNR + 2  # a few seconds of fitting must beat a flat image
     assert tuple(load(tmp_path / "grace_hopper_decoded.png").data.shape) == (3, 600, 512)
+
+
+def test_demo_refuses_bad_codecs_and_outputs_before_making_anything(tmp_path, capsys):
+    a_file = tmp_path / "afile"
+    a_file.write_text("mine")
+    cases = [
+        (["--out", str(a_file)], "afile: is a file"),
+        (["--out", str(tmp_path / "d1"), "--codec", "jpeg"], "'jpeg' is a classical reference"),
+        (["--out", str(tmp_path / "d2"), "--codec", "nerv"], "'nerv' handles video, not image"),
+        (["--out", str(tmp_path / "d3"), "--codec", "bogus"], "bogus"),
+    ]
+    for argv, message in cases:
+        assert main(["demo", *argv, "--steps", "5"]) == 2
+        assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"] and a_file.read_text() == "mine"
