@@ -89,6 +89,20 @@ class EncodeOptions:
         return default if self.steps is None else self.steps
 
 
+def check_rate_below_raw(signal: Signal, rate: Rate) -> None:
+    """Refuse a ``bpp`` or ``kbps`` target above the signal's uncompressed rate: there is
+    nothing to compress, and the fitting codecs would size a network for it. Applied to
+    what users ask for (``inrkit.encode``); sweeps keep the codecs' own ladders."""
+    raw_bits = signal.channels * signal.bit_depth  # per pixel, or per sample and second
+    raw = {"bpp": raw_bits, "kbps": raw_bits * (signal.sample_rate or 0) / 1000}.get(rate.kind)
+    if raw is not None and rate.value > raw:
+        raise InputError(
+            f"a target of {rate.value:g} {rate.kind} is above the uncompressed rate of this "
+            f"{signal.modality} ({raw:g} {rate.kind}: {signal.channels} × {signal.bit_depth}-bit); "
+            "there is nothing to compress"
+        )
+
+
 class Codec:
     """Base class. Subclasses set ``name``, ``version`` and ``modalities`` and
     implement :meth:`encode` and :meth:`decode`; learned codecs take their model

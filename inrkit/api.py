@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from inrkit.codecs.base import EncodeOptions, Rate
+from inrkit.codecs.base import EncodeOptions, Rate, check_rate_below_raw
 from inrkit.codecs.container import read_file_bytes, unpack, write_file
 from inrkit.datasets import io as media
 from inrkit.datasets.signal import Signal
@@ -125,6 +125,7 @@ def encode(
         steps=steps, time_budget=time_budget, seed=seed, device=device, progress=progress
     )
     coder.check(signal, rate)
+    check_rate_below_raw(signal, rate)
     return coder.encode(signal, rate, options)
 
 

@@ -79,6 +79,28 @@ def test_rejects_bad_input():
         SirenAudioCodec(chunk_seconds=0)
 
 
+def test_steps_bound_the_quantization_aware_fine_tuning_too(monkeypatch):
+    calls = []
+    real = SirenAudioCodec.optimize
+
+    def record(self, fields, values, steps, *args, **kwargs):
+        calls.append(steps)
+        return real(self, fields, values, steps, *args, **kwargs)
+
+    monkeypatch.setattr(SirenAudioCodec, "optimize", record)
+    SirenAudioCodec().encode(tone(), Rate(kbps=48), EncodeOptions(steps=30))
+    assert calls[0] == 30 and calls[-1] == 10  # QAT: a tenth of the fit, at least 10 (was 200)
+
+
+def test_a_target_above_the_uncompressed_rate_is_refused():
+    from inrkit import api
+
+    with pytest.raises(InputError, match="above the uncompressed rate of this audio .128 kbps"):
+        api.encode(tone(), "siren-audio", kbps=129)  # 8 kHz × 16 bits × 1 channel = 128 kbps
+    with pytest.raises(InputError, match="above the uncompressed rate of this image .24 bpp"):
+        api.encode(Signal(torch.zeros(3, 8, 8), "image"), "siren", bpp=25)
+
+
 def test_malformed_headers():
     codec = SirenAudioCodec(chunk_seconds=0.1, steps=2, qat_steps=0)
     data = codec.encode(tone(), Rate(kbps=48))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from inrkit import api
 from inrkit.codecs import Rate
 from inrkit.codecs.container import pack, unpack
 from inrkit.codecs.rvqgan import RVQGANCodec
@@ -85,7 +86,10 @@ def test_kbps_picks_codebook_count_by_measured_rate(model_path):
     data = codec.encode(sig, Rate(kbps=target))
     assert unpack(data).header["codebooks"] == 2  # the most codebooks under the target
     assert unpack(codec.encode(sig, Rate(kbps=0.001))).header["codebooks"] == 1
-    assert unpack(codec.encode(sig, Rate(kbps=1e6))).header["codebooks"] == 4
+    raw = sig.channels * sig.bit_depth * sig.sample_rate / 1000  # the highest target allowed
+    assert kbps[-1] < raw and unpack(codec.encode(sig, Rate(kbps=raw))).header["codebooks"] == 4
+    with pytest.raises(InputError, match="above the uncompressed rate"):  # asked by a user
+        api.encode(sig, "rvqgan", kbps=raw + 1, model=model_path)
 
 
 def test_codes_are_entropy_coded_not_raw(model_path):
