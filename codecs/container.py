@@ -464,7 +464,8 @@ def signal_meta(signal: Signal) -> dict[str, Any]:
     Keys: ``modality``, ``shape`` (of ``signal.data``), ``bit_depth``, and when
     set ``sample_rate``, ``frame_rate`` and ``channels`` (the source file's
     channel count, from ``signal.meta["channels"]``, when it differs from the
-    data's). Every codec stores signals this way, so files decode alike.
+    data's) and ``float`` (true for float WAV sources, so they are written back as
+    float). Every codec stores signals this way, so files decode alike.
     """
     meta: dict[str, Any] = {
         "modality": signal.modality,
@@ -478,6 +479,8 @@ def signal_meta(signal: Signal) -> dict[str, Any]:
     channels = signal.meta.get("channels")
     if isinstance(channels, int) and channels != signal.channels:
         meta["channels"] = channels
+    if signal.meta.get("subtype") in ("FLOAT", "DOUBLE"):
+        meta["float"] = True  # a float WAV is written back as float
     return meta
 
 
@@ -506,6 +509,10 @@ def meta_to_signal(meta: dict[str, Any], data: torch.Tensor) -> Signal:
             raise BitstreamError(f"signal metadata: {key} must be a positive number, found {value!r}")
         rates[key] = value
     extra = {"channels": meta["channels"]} if isinstance(meta.get("channels"), int) else {}
+    if not isinstance(meta.get("float", False), bool):
+        raise BitstreamError(f"signal metadata: float must be true or false, found {meta['float']!r}")
+    if meta.get("float"):
+        extra["subtype"] = "FLOAT"
     try:
         return Signal(data, modality, bit_depth=bit_depth, meta=extra, **rates)
     except InputError as e:

@@ -268,6 +268,7 @@ def test_read_and_write_file(tmp_path):
         Signal(torch.rand(3, 5, 7), "image", bit_depth=16),
         Signal(torch.rand(2, 3, 4, 5), "video", frame_rate=29.97),
         Signal(torch.rand(2, 100) * 2 - 1, "audio", sample_rate=44100.0, meta={"channels": 1}),
+        Signal(torch.rand(1, 50), "audio", bit_depth=32, sample_rate=8000, meta={"subtype": "FLOAT"}),
     ],
 )
 def test_signal_meta_round_trip(signal):
@@ -278,16 +279,18 @@ def test_signal_meta_round_trip(signal):
     rebuilt = meta_to_signal(meta, signal.data)
     for key in ("modality", "bit_depth", "sample_rate", "frame_rate"):
         assert getattr(rebuilt, key) == getattr(signal, key)
-    if signal.modality == "audio":
+    if "channels" in signal.meta:
         assert meta["sample_rate"] == 44100 and isinstance(meta["sample_rate"], int)
         assert rebuilt.meta["channels"] == 1
+    assert rebuilt.meta.get("subtype") == signal.meta.get("subtype")  # float WAVs stay float
 
 
 def test_meta_to_signal_validates():
     meta = signal_meta(Signal(torch.rand(3, 4, 4), "image"))
     with pytest.raises(BitstreamError, match="shape"):
         meta_to_signal(meta, torch.rand(3, 4, 5))
-    for bad in ({"bit_depth": 0}, {"bit_depth": "8"}, {"modality": "x"}, {"frame_rate": -1}):
+    for bad in ({"bit_depth": 0}, {"bit_depth": "8"}, {"modality": "x"}, {"frame_rate": -1},
+                {"float": 1}):
         with pytest.raises(BitstreamError):
             meta_to_signal({**meta, **bad}, torch.rand(3, 4, 4))
     audio = {"modality": "audio", "shape": [1, 10]}
