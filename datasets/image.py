@@ -14,6 +14,8 @@ Reading policy (``C×H×W`` float32 in ``[0, 1]``, ``bit_depth`` as stored):
 - 32-bit integer, floating-point and signed samples raise
   :class:`InputError` ("unsupported bit depth").
 - EXIF orientation is applied, so the Signal is the picture as viewers show it.
+- Animated (GIF, WebP, APNG) and multi-page (TIFF) files raise :class:`InputError`
+  rather than silently give their first frame.
 
 Writing policy (by extension; samples are rounded to the output bit depth):
 
@@ -216,6 +218,12 @@ def decode_image(path, *, max_pixels=None) -> tuple[np.ndarray, int, dict]:
         raise InputError(f"{path}: expected {expected}, but cannot decode it; found {describe_content(path)}") from err
     with im:
         check_pixels(path, im.height, im.width, max_pixels)
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1:  # Pillow would give the first frame alone
+            raise InputError(
+                f"{path}: an animated or multi-page {im.format} of {frames} frames; inrkit reads "
+                "still images (write the frames into a folder to load them as a video)"
+            )
         meta = {"format": im.format, "mode": im.mode}
         try:
             if _deep_colour(path, im):

@@ -172,3 +172,14 @@ def test_with_values_checks_the_channel_count(photo):
     assert photo.with_values(torch.zeros(5, 7, 3)).data.shape == (3, 5, 7)  # another grid is fine
     with pytest.raises(InputError, match=r"must be \[H, W, 3\], got shape \(3, 5, 5\)"):
         photo.with_values(torch.zeros(3, 5, 5))
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".webp", ".png", ".tiff"])
+def test_animated_and_multi_page_images_are_refused(tmp_path, suffix):
+    frames = [Image.new("RGB", (8, 8), (60 * i, 0, 0)) for i in range(3)]
+    path = tmp_path / f"anim{suffix}"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    with pytest.raises(InputError, match="of 3 frames; inrkit reads still images"):
+        load(path)
+    frames[1].save(tmp_path / f"still{suffix}")  # a colour frame: a black GIF reads as gray
+    assert load(tmp_path / f"still{suffix}").data.shape == (3, 8, 8)
