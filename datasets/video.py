@@ -16,6 +16,9 @@ count is checked again while decoding, as containers may not know their length.
 - ``bit_depth`` is the source's: 8, or 10/12/16 for deep formats (decoded via
   16-bit RGB).
 - ``frame_rate`` is the stream's average rate, divided by the range's step.
+- ``frames=(start, stop)`` must lie within the clip: a ``stop`` past the last frame
+  raises :class:`InputError` (as decoding a ``.inrk`` does), rather than giving
+  fewer frames than asked for; ``stop=None`` means to the end.
 - Raw ``.yuv`` has no header, so its geometry comes from the file name in the
   UVG style ``Beauty_1920x1080_120fps_420_8bit_YUV.yuv``: ``WxH`` is required;
   fps (default 25), chroma ``420``/``422``/``444`` (default 420) and ``8bit``/
@@ -213,6 +216,10 @@ def read_video(path, *, frames=None, resize=None, max_pixels=None, max_bytes=Non
             raise InputError(
                 f"{path}: frames={frames!r} selects no frames; the video has {index + 1} frames"
             )
+        if stop is not None and index + 1 < stop:  # no silent truncation of the range
+            raise InputError(
+                f"{path}: frames={frames!r} reaches past the end; the video has {index + 1} frames"
+            )
         rate = stream.average_rate or stream.guessed_rate
         meta = {
             "format": container.format.name,
@@ -250,6 +257,8 @@ def read_frame_folder(folder, *, frames=None, resize=None, max_pixels=None, max_
     chosen = files[start:stop:step]
     if not chosen:
         raise InputError(f"{folder}: frames={frames!r} selects no frames; the folder has {len(files)} frames")
+    if stop is not None and stop > len(files):
+        raise InputError(f"{folder}: frames={frames!r} reaches past the end; the folder has {len(files)} frames")
     first, bits, meta = decode_image(chosen[0], max_pixels=max_pixels)
     height, width, channels = first.shape
     size = target_size(height, width, resize)

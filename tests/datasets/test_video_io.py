@@ -84,6 +84,12 @@ def test_frame_range_beyond_the_end(tmp_path, video):
         load(path, frames=(10, 20))
     with pytest.raises(InputError, match="0 ≤ start < stop"):
         load(path, frames=(3, 1))
+    with pytest.raises(InputError, match="reaches past the end; the video has 4 frames"):
+        load(path, frames=(2, 9))  # was silently 2 frames
+    assert load(path, frames=(2, 4)).data.shape[0] == 2 and load(path, frames="2:").data.shape[0] == 2
+    save(video, tmp_path / "frames")
+    with pytest.raises(InputError, match="reaches past the end; the folder has 4 frames"):
+        load(tmp_path / "frames", frames=(1, 5))
 
 
 def test_memory_limit_suggests_frames_and_resize(tmp_path, video, monkeypatch):
