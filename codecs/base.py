@@ -113,7 +113,8 @@ class Codec:
     older_versions: ClassVar[tuple[int, ...]] = ()  # earlier versions this decoder still reads
     modalities: ClassVar[tuple[str, ...]] = ()
     rate_kinds: ClassVar[tuple[str, ...]] = ("bpp", "quality")
-    decode_options: ClassVar[tuple[str, ...]] = ()  # keywords decode takes: "scale", "frames"
+    # keywords decode takes, per modality of the file: "scale", "frames"
+    decode_options: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def check(self, signal: Signal, rate: Rate) -> None:
         if signal.modality not in self.modalities:

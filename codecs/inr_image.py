@@ -74,7 +74,7 @@ class InrImageCodec(Codec):
     backbone: ClassVar[str] = ""
     modalities: ClassVar[tuple[str, ...]] = ("image",)
     rate_kinds: ClassVar[tuple[str, ...]] = ("bpp", "quality")
-    decode_options: ClassVar[tuple[str, ...]] = ("scale",)
+    decode_options: ClassVar[dict[str, tuple[str, ...]]] = {"image": ("scale",)}
     fixed_config: ClassVar[dict[str, Any]] = {}
     width_ratios: ClassVar[dict[str, float]] = {}  # options that grow with the width: {option: per unit}
     default_steps: ClassVar[int] = 2000

@@ -402,7 +402,7 @@ class ShaciraCodec(Codec):
     name = "shacira"
     version = 1
     modalities = ("image", "video", "audio")
-    decode_options = ("scale",)  # images only
+    decode_options = {"image": ("scale",)}
     rate_kinds: ClassVar[tuple[str, ...]] = ("bpp", "kbps", "quality", "lmbda")
 
     def __init__(self, **arch: Any):

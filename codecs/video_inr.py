@@ -228,7 +228,7 @@ class VideoINRCodec(Codec):
 
     modalities = ("video",)
     rate_kinds = ("bpp", "quality")
-    decode_options = ("frames",)
+    decode_options = {"video": ("frames",)}
     version = 3
     older_versions = (2,)  # version 2 padded every clip to a multiple of 8 pixels; decoding is the same
     model_cls: ClassVar[type[FrameDecoder]]

@@ -147,11 +147,11 @@ def decode(data: bytes | str | os.PathLike, *, model: str | None = None, **optio
         )
     codec_kwargs = {"model": model} if model is not None else {}
     coder = make_codec(container.codec, **codec_kwargs)
-    unknown = sorted(set(options) - set(coder.decode_options))
+    allowed = coder.decode_options.get(container.modality, ())
+    unknown = sorted(set(options) - set(allowed))
     if unknown:
-        takes = ", ".join(coder.decode_options) or "no options"
         raise InputError(
-            f"{container.codec} files decode with {takes}, not {', '.join(unknown)} "
-            f"(this one holds {container.modality})"
+            f"{container.codec} {container.modality} files decode with "
+            f"{', '.join(allowed) or 'no options'}, not {', '.join(unknown)}"
         )
     return coder.decode(data, **options)

@@ -116,7 +116,7 @@ def test_classical_codecs_are_refused_before_anything_is_written(image_file, tmp
 def test_a_video_option_on_an_image_file_is_one_line_exit_2(encoded, tmp_path, capsys):
     out = tmp_path / "out.png"
     assert main(["decode", str(encoded), "-o", str(out), "--frames", "0:1"]) == 2
-    assert "hashgrid files decode with scale, not frames" in _error_line(capsys)
+    assert "hashgrid image files decode with scale, not frames" in _error_line(capsys)
     assert not out.exists()
 
 

@@ -127,6 +127,11 @@ def test_video_round_trip():
     assert torch.equal(codec.decode(data).data, decoded.data)
     with pytest.raises(InputError, match="--scale renders images; this shacira file holds video"):
         codec.decode(data, scale=2.0)
+    from inrkit import api
+
+    for option in ({"scale": 2.0}, {"frames": (0, 2)}):  # one consistent line for either
+        with pytest.raises(InputError, match="shacira video files decode with no options, not"):
+            api.decode(data, **option)
 
 
 def test_video_trains_on_batches_of_whole_frames(monkeypatch):

@@ -86,7 +86,7 @@ def test_frame_range_equals_full_decode(encoded):
 def test_the_api_refuses_an_image_option_for_video(encoded):
     from inrkit import api
 
-    with pytest.raises(InputError, match=r"decode with frames, not scale \(this one holds video\)"):
+    with pytest.raises(InputError, match=r"video files decode with frames, not scale"):
         api.decode(encoded[2], scale=2.0)
 
 
