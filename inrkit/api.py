@@ -64,9 +64,11 @@ def check_inrk_codec(name: str, modality: str | None = None) -> None:
     not handle ``modality``."""
     from inrkit.codecs.classical import ClassicalCodec
 
-    cls = CODECS.get(name)  # InputError for an unknown name
+    inrk = [n for n in CODECS.names() if not issubclass(CODECS.get(n), ClassicalCodec)]
+    if name not in CODECS:
+        raise InputError(f"unknown codec {name!r}; encode takes: {', '.join(inrk)}")
+    cls = CODECS.get(name)
     if issubclass(cls, ClassicalCodec):
-        inrk = [n for n in CODECS.names() if not issubclass(CODECS.get(n), ClassicalCodec)]
         raise InputError(
             f"codec {name!r} is a classical reference for `inrkit eval rd`; it writes its own "
             f"format, not .inrk. encode takes: {', '.join(inrk)}"

@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc = sub.add_parser("encode", help="compress a media file into a .inrk file")
     enc.add_argument("input", help="image, video or audio file (or a folder of frames)")
     enc.add_argument("-o", "--output", required=True, help="output .inrk file")
-    enc.add_argument("--codec", default="siren", help="codec name (see `inrkit encode --list`)")
+    enc.add_argument("--codec", default="siren", help="codec name (default siren); an unknown name lists them")
     rate = enc.add_mutually_exclusive_group()
     rate.add_argument("--bpp", type=_positive(float), help="target bits per pixel (images, video)")
     rate.add_argument("--kbps", type=_positive(float), help="target kilobits per second (audio)")
