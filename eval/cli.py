@@ -15,14 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from inrkit.arguments import ArgumentParser
 from inrkit.errors import InputError
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises InputError instead of printing usage and exiting."""
-
-    def error(self, message: str):
-        raise InputError(f"{self.prog}: {message}")
 
 
 def _codec_list(text: str) -> list[str]:
@@ -33,8 +27,8 @@ def _codec_list(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="inrkit eval", description="Rate–distortion evaluation.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = ArgumentParser(prog="inrkit eval", description="Rate–distortion evaluation.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
     rd = sub.add_parser("rd", help="sweep files × codecs × rate points (resumable)")
     rd.add_argument("--data", nargs="+", required=True, metavar="PATH",

@@ -61,6 +61,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
+from inrkit.arguments import ArgumentParser
 from inrkit.errors import InputError
 from inrkit.training import (
     check_output,
@@ -254,7 +255,7 @@ def load_checkpoint(out, model: AdaCode) -> tuple[TrainState, dict, dict]:
 
 
 def _parse(argv) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="inrkit train adacode", description="Train an M-AdaCode image codec (two stages)."
     )
     p.add_argument("--data", required=True, help="folder of images (searched recursively)")
@@ -517,5 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # torchrun -m inrkit.inr.adacode_train: errors as `inrkit train` prints them
+    from inrkit.cli import main as inrkit_main
+
+    sys.exit(inrkit_main(["train", "adacode", *sys.argv[1:]]))

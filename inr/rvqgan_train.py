@@ -51,6 +51,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils.parametrizations import weight_norm
 
+from inrkit.arguments import ArgumentParser
 from inrkit.errors import InputError, ModelError
 from inrkit.training import (
     check_output,
@@ -381,7 +382,7 @@ LAMBDAS = {"mel": 15.0, "feat": 2.0, "adv": 1.0, "commitment": 0.25, "codebook":
 
 
 def _parse(argv) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="inrkit train rvqgan", description="Train an RVQGAN (DAC) audio codec."
     )
     p.add_argument("--data", required=True, help="folder of audio files (searched recursively)")
@@ -599,5 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # torchrun -m inrkit.inr.rvqgan_train: errors as `inrkit train` prints them
+    from inrkit.cli import main as inrkit_main
+
+    sys.exit(inrkit_main(["train", "rvqgan", *sys.argv[1:]]))

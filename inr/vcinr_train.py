@@ -60,6 +60,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.distributed as dist
 
+from inrkit.arguments import ArgumentParser
 from inrkit.errors import InputError, ModelError
 from inrkit.model_files import read_metadata
 from inrkit.training import (
@@ -157,7 +158,7 @@ def load_checkpoint(out, model: VCINR) -> tuple[TrainState, dict, dict]:
 
 
 def _parse(argv) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="inrkit train vcinr", description="Train a VC-INR model.")
+    p = ArgumentParser(prog="inrkit train vcinr", description="Train a VC-INR model.")
     p.add_argument("--modality", required=True, choices=("image", "audio"))
     p.add_argument("--data", required=True, help="folder of training files (searched recursively)")
     p.add_argument("--out", required=True, help="model file to write (.safetensors)")
@@ -581,5 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # torchrun -m inrkit.inr.vcinr_train: errors as `inrkit train` prints them
+    from inrkit.cli import main as inrkit_main
+
+    sys.exit(inrkit_main(["train", "vcinr", *sys.argv[1:]]))

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from inrkit import __version__
+from inrkit.arguments import ArgumentParser, positive
 from inrkit.errors import InputError, InrkitError
 
 RATE_FLAGS = ("bpp", "kbps", "quality", "lmbda")
@@ -37,19 +38,6 @@ def _parse_size(text: str) -> tuple[int, int]:
         return int(h), int(w)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH (e.g. 180x320), got {text!r}") from None
-
-
-def _positive(kind):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-
-    return parse
 
 
 def _check_not_input(inp: Path, out: Path) -> None:
@@ -200,7 +188,7 @@ def cmd_train(argv: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="inrkit", description="Implicit neural representations and neural compression."
     )
     parser.add_argument("--version", action="version", version=f"inrkit {__version__}")
@@ -212,13 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("-o", "--output", required=True, help="output .inrk file")
     enc.add_argument("--codec", default="siren", help="codec name (default siren); an unknown name lists them")
     rate = enc.add_mutually_exclusive_group()
-    rate.add_argument("--bpp", type=_positive(float), help="target bits per pixel (images, video)")
-    rate.add_argument("--kbps", type=_positive(float), help="target kilobits per second (audio)")
+    rate.add_argument("--bpp", type=positive(float), help="target bits per pixel (images, video)")
+    rate.add_argument("--kbps", type=positive(float), help="target kilobits per second (audio)")
     rate.add_argument("--quality", type=int, choices=range(1, 9), metavar="1..8", help="preset ladder")
-    rate.add_argument("--lambda", dest="lmbda", type=_positive(float), help="codec-specific λ")
-    enc.add_argument("--steps", type=_positive(int), help="optimisation steps (epochs for video)")
+    rate.add_argument("--lambda", dest="lmbda", type=positive(float), help="codec-specific λ")
+    enc.add_argument("--steps", type=positive(int), help="optimisation steps (epochs for video)")
     enc.add_argument(
-        "--time", type=_positive(float),
+        "--time", type=positive(float),
         help="time budget in seconds: fitting stops when it runs out or after the codec's "
         "default steps, whichever comes first (raise --steps to use a long budget); "
         "vcinr spends it refining the latents",
@@ -234,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     dec = sub.add_parser("decode", help="decode a .inrk file to a media file")
     dec.add_argument("input", help=".inrk file")
     dec.add_argument("-o", "--output", required=True, help="output media file (format from extension)")
-    dec.add_argument("--scale", type=_positive(float), default=1.0,
+    dec.add_argument("--scale", type=positive(float), default=1.0,
                      help="render at SCALE× resolution (images of siren, spder, polyinr, fourier, "
                           "hashgrid, shacira)")
     dec.add_argument("--frames", type=_parse_range,
@@ -250,8 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="fit, encode and decode the bundled sample photograph")
     demo.add_argument("--out", default="inrkit-demo", help="folder for the outputs")
     demo.add_argument("--codec", default="hashgrid")
-    demo.add_argument("--time", type=_positive(float), default=90.0, help="encoding time budget (s)")
-    demo.add_argument("--steps", type=_positive(int), default=None,
+    demo.add_argument("--time", type=positive(float), default=90.0, help="encoding time budget (s)")
+    demo.add_argument("--steps", type=positive(int), default=None,
                       help="fitting steps (a budget that does not depend on the machine's load)")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)

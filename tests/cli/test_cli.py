@@ -145,11 +145,13 @@ def test_refuses_to_overwrite_its_input(image_file, capsys):
     assert image_file.read_bytes() == before
 
 
-def test_bad_argument_values_exit_2(image_file, tmp_path):
-    for argv in (["--bpp", "-1"], ["--quality", "9"], ["--bpp", "x"], ["--bpp", "1", "--quality", "2"]):
-        with pytest.raises(SystemExit) as exc:
-            main(["encode", str(image_file), "-o", str(tmp_path / "x.inrk"), *argv])
-        assert exc.value.code == 2
+def test_bad_argument_values_exit_2_in_one_line(image_file, tmp_path, capsys):
+    for argv in (["--bpp", "-1"], ["--quality", "9"], ["--bpp", "x"], ["--bpp", "1", "--quality", "2"],
+                 ["--frames", "2:"], ["--resize", "axb"]):  # fmt: skip
+        assert main(["encode", str(image_file), "-o", str(tmp_path / "x.inrk"), *argv]) == 2
+        line = _error_line(capsys)  # not argparse's usage text
+        assert line.startswith("inrkit: error: inrkit encode: ") and "see inrkit encode --help" in line
+    assert main(["demo", "--steps", "0"]) == 2 and "must be positive" in _error_line(capsys)
 
 
 def test_debug_shows_the_traceback(tmp_path):
