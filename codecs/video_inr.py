@@ -89,7 +89,7 @@ from inrkit.datasets.limits import max_bytes, max_pixels
 from inrkit.datasets.signal import Signal
 from inrkit.errors import BitstreamError, InputError
 from inrkit.inr.hnerv import HNeRV
-from inrkit.inr.nerv import FrameDecoder, NeRV, padded_size, width_for_budget
+from inrkit.inr.nerv import FrameDecoder, NeRV, padded_size, parameter_count, width_for_budget
 from inrkit.inr.nervpp import NeRVPlusPlus
 from inrkit.inr.video_fit import VideoFitConfig, fit_frames
 from inrkit.registry import register_codec
@@ -276,6 +276,15 @@ class VideoINRCodec(Codec):
         padded = self._pad(frames)
         ph, pw = padded.shape[-2:]
         budget = self.parameter_budget(signal, rate)
+        smallest = parameter_count(self.model_cls, 1, ph, pw, num_frames, channels=channels, **self.arch)
+        if smallest > budget:
+            need = (smallest * self.bits_per_param + 8 * 600) / signal.num_samples
+            height, width = frames.shape[-2:]
+            raise InputError(
+                f"{self.name}: {rate} buys about {budget} parameters for these {num_frames} frames of "
+                f"{height}×{width}, and the smallest {self.name} takes {smallest}; give --bpp {need:.3g} "
+                "or more, or more frames"
+            )
         fc_dim = width_for_budget(self.model_cls, budget, ph, pw, num_frames, channels=channels, **self.arch)
 
         torch.manual_seed(options.seed)

@@ -250,6 +250,16 @@ class FrameDecoder(Field):
         return torch.cat(frames).permute(0, 2, 3, 1) * 2 - 1
 
 
+def parameter_count(
+    cls: type[FrameDecoder], fc_dim: int, height: int, width: int, num_frames: int, **config
+) -> int:
+    """Bitstream parameters (decoder plus embeddings) of ``cls`` at ``fc_dim``, counted on
+    the meta device, so without allocating the weights."""
+    with torch.device("meta"):
+        model = cls(cls.Config(height=height, width=width, fc_dim=fc_dim, **config))
+        return model.parameter_count(num_frames)
+
+
 def width_for_budget(
     cls: type[FrameDecoder], budget: int, height: int, width: int, num_frames: int, **config
 ) -> int:
@@ -261,9 +271,7 @@ def width_for_budget(
     """
 
     def count(fc_dim: int) -> int:
-        with torch.device("meta"):
-            model = cls(cls.Config(height=height, width=width, fc_dim=fc_dim, **config))
-            return model.parameter_count(num_frames)
+        return parameter_count(cls, fc_dim, height, width, num_frames, **config)
 
     smallest = count(1)
     if smallest > budget:

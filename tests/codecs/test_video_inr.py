@@ -285,6 +285,15 @@ def test_quality_ladder_orders_the_budget():
     assert budgets == sorted(budgets) and budgets[0] < budgets[-1]
 
 
+def test_a_budget_below_the_smallest_model_names_the_bpp_to_ask_for():
+    codec = CODECS.get("nerv")()
+    signal = clip(2, 17, 33)
+    with pytest.raises(InputError, match=r"2 frames of 17×33, .* give --bpp ([\d.]+) or more") as error:
+        codec.encode(signal, Rate(bpp=0.5), EncodeOptions(steps=1))
+    need = float(error.value.args[0].split("--bpp ")[1].split()[0])
+    assert codec.encode(signal, Rate(bpp=need * 1.01), EncodeOptions(steps=1))  # enough now
+
+
 def test_refuses_other_modalities_and_rates():
     codec = CODECS.get("nerv")()
     image = Signal(torch.rand(3, 8, 8), "image")
