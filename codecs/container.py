@@ -67,6 +67,7 @@ __all__ = [
     "section_sizes",
     "signal_meta",
     "unpack",
+    "values_to_signal",
     "write_file",
 ]
 
@@ -517,6 +518,15 @@ def meta_to_signal(meta: dict[str, Any], data: torch.Tensor) -> Signal:
         return Signal(data, modality, bit_depth=bit_depth, meta=extra, **rates)
     except InputError as e:
         raise BitstreamError(f"signal metadata: {e}") from None
+
+
+def values_to_signal(template: Signal, values: torch.Tensor) -> Signal:
+    """``template.with_values(values)`` for a decoder (``template`` from
+    :func:`meta_to_signal`): samples that are not finite can only come from a damaged or
+    hostile file (a huge quantization step, say), so they are a BitstreamError."""
+    if not torch.isfinite(values).all():
+        raise BitstreamError("the file decodes to samples that are not finite (NaN or infinite)")
+    return template.with_values(values)
 
 
 def _number(value: float) -> int | float:

@@ -44,7 +44,7 @@ from inrkit.inr.field import Field, build_field, field_from_config
 from inrkit.registry import register_codec
 
 from .base import Codec, EncodeOptions, Rate, scaled_image_shape
-from .container import Container, meta_to_signal, pack
+from .container import Container, meta_to_signal, pack, values_to_signal
 from .quantize import (
     deserialize_quantized,
     load_quantized_state,
@@ -228,7 +228,7 @@ class InrImageCodec(Codec):
         values = field.render(shape)
         image = meta_to_signal({**meta, "shape": [channels, *shape]},
                                torch.zeros(channels, *shape))
-        return image.with_values(values).quantized()
+        return values_to_signal(image, values).quantized()
 
 
 def _choose_bits(sizes: dict[int, int], target_bits: float, preferred: range) -> int | None:

@@ -84,7 +84,7 @@ from inrkit.errors import BitstreamError, InputError
 from inrkit.registry import register_codec
 
 from .base import Codec, EncodeOptions, Rate, scaled_image_shape
-from .container import Container, meta_to_signal, pack, read_varint, write_varint
+from .container import Container, meta_to_signal, pack, read_varint, values_to_signal, write_varint
 from .entropy import decode_integers, encode_integers
 from .latent_grid import LatentGrid
 from .quantize import (
@@ -537,5 +537,5 @@ class ShaciraCodec(Codec):
             raise BitstreamError(f"shacira: {shape} is too large to decode")
         values = model.render(grid_shape) * 2 - 1
         signal = meta_to_signal(meta, torch.zeros(shape))
-        return signal.with_values(values).quantized()
+        return values_to_signal(signal, values).quantized()
 

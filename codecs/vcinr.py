@@ -50,7 +50,7 @@ from inrkit.inr.vcinr import FIXED_POINT_BITS, VCINR, LatentPrior, item_values, 
 from inrkit.registry import register_codec
 
 from .base import Codec, EncodeOptions, Rate
-from .container import Container, meta_to_signal, pack
+from .container import Container, meta_to_signal, pack, values_to_signal
 
 MAX_SYMBOL = 1 << 20  # far beyond any latent a trained prior produces
 
@@ -352,4 +352,4 @@ class VCINRCodec(Codec):
             audio = resample(values[..., 0], cfg.sample_rate, meta["sample_rate"])[:, : shape[1]]
             return meta_to_signal(meta, audio.clamp(-1.0, 1.0).contiguous())
         signal = meta_to_signal(meta, torch.zeros(shape))
-        return signal.with_values(values[0])
+        return values_to_signal(signal, values[0])

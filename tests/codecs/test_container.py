@@ -298,6 +298,17 @@ def test_meta_to_signal_validates():
         meta_to_signal(audio, torch.rand(1, 10))
 
 
+def test_decoded_samples_that_are_not_finite_are_a_bitstream_error():
+    from inrkit.codecs.container import values_to_signal
+
+    template = meta_to_signal(signal_meta(Signal(torch.rand(3, 2, 2), "image")), torch.zeros(3, 2, 2))
+    values = torch.zeros(2, 2, 3)
+    assert values_to_signal(template, values).data.shape == (3, 2, 2)
+    values[1, 0, 2] = float("inf")  # e.g. a hostile file's huge quantization step
+    with pytest.raises(BitstreamError, match="not finite"):
+        values_to_signal(template, values)
+
+
 def test_missing_section_message():
     with pytest.raises(BitstreamError, match="no section 'nope'.*q.steps"):
         sample().section("nope")
