@@ -229,8 +229,10 @@ class AudioInrCodec(Codec):
             )
         budget_bits = rate.value * 1000 * signal.duration - 8 * HEADER_BYTES
         if budget_bits <= 0:
+            header_kbps = 8 * HEADER_BYTES / signal.duration / 1000
             raise InputError(
-                f"{self.name}: {rate} leaves no room for weights after the file header"
+                f"{self.name}: {rate} leaves no room for weights after the file header; "
+                f"this clip needs --kbps above {header_kbps:.3g}"
             )
         steps = options.steps_or(self.steps, self.name)
         width = self.width_for(budget_bits / values.shape[0], signal.channels)

@@ -281,9 +281,9 @@ class VideoINRCodec(Codec):
             need = (smallest * self.bits_per_param + 8 * 600) / signal.num_samples
             height, width = frames.shape[-2:]
             raise InputError(
-                f"{self.name}: {rate} buys about {budget} parameters for these {num_frames} frames of "
-                f"{height}×{width}, and the smallest {self.name} takes {smallest}; give --bpp {need:.3g} "
-                "or more, or more frames"
+                f"{self.name}: {rate} is too small for these {num_frames} frames of {height}×{width}: "
+                f"the smallest {self.name} takes {smallest} parameters; give --bpp {need:.3g} or more, "
+                "or more frames"
             )
         fc_dim = width_for_budget(self.model_cls, budget, ph, pw, num_frames, channels=channels, **self.arch)
 

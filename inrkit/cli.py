@@ -260,7 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] == "train":
             return cmd_train(argv[1:])
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # name the subcommand whose flags these are not (argparse names inrkit)
+            where = f"inrkit {args.command}" if getattr(args, "command", None) else "inrkit"
+            raise InputError(f"{where}: unrecognized arguments: {' '.join(extra)} (see {where} --help)")
         if not getattr(args, "func", None):
             parser.print_help()
             return 2

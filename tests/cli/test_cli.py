@@ -147,7 +147,7 @@ def test_refuses_to_overwrite_its_input(image_file, capsys):
 
 def test_bad_argument_values_exit_2_in_one_line(image_file, tmp_path, capsys):
     for argv in (["--bpp", "-1"], ["--quality", "9"], ["--bpp", "x"], ["--bpp", "1", "--quality", "2"],
-                 ["--frames", "2:"], ["--resize", "axb"]):  # fmt: skip
+                 ["--frames", "2:"], ["--resize", "axb"], ["--bogus"]):  # fmt: skip
         assert main(["encode", str(image_file), "-o", str(tmp_path / "x.inrk"), *argv]) == 2
         line = _error_line(capsys)  # not argparse's usage text
         assert line.startswith("inrkit: error: inrkit encode: ") and "see inrkit encode --help" in line

@@ -288,7 +288,7 @@ def test_quality_ladder_orders_the_budget():
 def test_a_budget_below_the_smallest_model_names_the_bpp_to_ask_for():
     codec = CODECS.get("nerv")()
     signal = clip(2, 17, 33)
-    with pytest.raises(InputError, match=r"2 frames of 17×33, .* give --bpp ([\d.]+) or more") as error:
+    with pytest.raises(InputError, match=r"2 frames of 17×33: .* give --bpp ([\d.]+) or more") as error:
         codec.encode(signal, Rate(bpp=0.5), EncodeOptions(steps=1))
     need = float(error.value.args[0].split("--bpp ")[1].split()[0])
     assert codec.encode(signal, Rate(bpp=need * 1.01), EncodeOptions(steps=1))  # enough now
