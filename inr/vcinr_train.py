@@ -345,6 +345,12 @@ def _train(args, rank: int, world: int) -> TrainState:
             meta_round=int(saved.get("meta_round", 0)) + 1,
         )
     items = load_items(args.data, args.modality, config.sample_rate)
+    if not any(all(n >= p for n, p in zip(v.shape[:-1], config.patch, strict=True)) for v in items):
+        largest = max(items, key=lambda v: v.shape[:-1].numel()).shape[:-1]
+        raise InputError(
+            f"--patch {'×'.join(map(str, config.patch))} is larger than every training item "
+            f"(the largest is {'×'.join(map(str, largest))}): every patch would be mostly padding"
+        )
     saved_args = {
         k: v
         for k, v in vars(args).items()

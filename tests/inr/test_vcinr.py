@@ -296,6 +296,8 @@ def test_train_argument_errors(image_dir, tmp_path):
         main(["--modality", "image", *common, "--lambdas", "a"])
     with pytest.raises(InputError, match="steps"):
         main(["--modality", "image", *common, "--steps", "0"])
+    with pytest.raises(InputError, match="--patch 64×64 is larger than every training item"):
+        main(["--modality", "image", *common, *TINY_ARGS, "--patch", "64"])
     for flag in ("--lr", "--inner-lr", "--prior-lr", "--w0", "--time"):
         with pytest.raises(InputError, match=f"{flag} must be a positive number"):
             main(["--modality", "image", *common, flag, "nan"])
