@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from inrkit import api
+from inrkit import InputError, api
 from inrkit.cli import main
 from inrkit.datasets import load, load_sample_image, save
 from inrkit.eval.metrics import image_metrics
@@ -97,13 +97,14 @@ def test_corrupt_file_is_one_line_exit_3_and_no_output(encoded, tmp_path, capsys
     bad.write_bytes(bytes(data))
     out = tmp_path / "out.png"
     assert main(["decode", str(bad), "-o", str(out)]) == 3
-    assert "bad.inrk" in _error_line(capsys) or "checksum" in capsys.readouterr().err.lower()
+    line = _error_line(capsys)
+    assert "bad.inrk: checksum mismatch" in line
     assert not out.exists()
 
 
 def test_not_an_inrk_file(image_file, tmp_path, capsys):
     assert main(["info", str(image_file)]) == 3
-    _error_line(capsys)
+    assert "crop.png: not an .inrk file: expected magic b'INRK'" in _error_line(capsys)
 
 
 def test_classical_codecs_are_refused_before_anything_is_written(image_file, tmp_path, capsys):
@@ -155,7 +156,7 @@ def test_bad_argument_values_exit_2_in_one_line(image_file, tmp_path, capsys):
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    with pytest.raises(Exception, match="nope.png"):
+    with pytest.raises(InputError, match=r"nope\.png: no such file"):
         main(["--debug", "encode", str(tmp_path / "nope.png"), "-o", str(tmp_path / "x.inrk")])
 
 

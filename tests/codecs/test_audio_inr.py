@@ -71,11 +71,11 @@ def test_round_trip_rate_and_quality(cls):
 
 def test_rejects_bad_input():
     codec = SirenAudioCodec(steps=1)
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="takes a rate as kbps, not bpp"):
         codec.encode(tone(), Rate(bpp=1))
     with pytest.raises(InputError, match=r"no room .* needs --kbps above [\d.]+"):
         codec.encode(tone(), Rate(kbps=1))
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="chunk_seconds > 0"):
         SirenAudioCodec(chunk_seconds=0)
 
 

@@ -133,7 +133,7 @@ def test_bad_table_sum_raises():
     # header: mode, min, span, shift, precision, window start, size, then the gamma-coded table
     table_at = 3 + 2 + 2
     data[table_at] ^= 0x40
-    with pytest.raises(BitstreamError):
+    with pytest.raises(BitstreamError, match="sums to"):
         decode_integers(bytes(data), x.size)
 
 

@@ -107,7 +107,7 @@ def test_unknown_codec_name_is_a_bitstream_error(siren_file):
 
 
 def test_scale_out_of_range_is_an_input_error(siren_file):
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="scale"):
         api.decode(siren_file[0], scale=100.0)
 
 

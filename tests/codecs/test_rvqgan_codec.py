@@ -132,7 +132,7 @@ def test_malformed_files(model_path):
 
 def test_rejects_images_and_bpp(model_path):
     codec = RVQGANCodec(model=model_path)
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="takes a rate as kbps or quality, not bpp"):
         codec.encode(clip(), Rate(bpp=1.0))
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="handles audio, not image"):
         codec.encode(Signal(torch.rand(3, 8, 8), "image"), Rate(kbps=8))

@@ -39,6 +39,6 @@ def test_a_trainer_leaves_its_input_and_makes_no_folder_on_failure(data, tmp_pat
     with pytest.raises(InputError, match="would overwrite"):
         train_adacode(["--data", str(data), "--out", str(data / "a.png")])
     assert (data / "a.png").read_bytes() == b"png"
-    with pytest.raises(InputError):  # b"png" is no image: fails after the output check
+    with pytest.raises(InputError, match="a.png"):  # b"png" is no image: fails after the output check
         train_adacode(["--data", str(data), "--out", str(tmp_path / "made" / "m.safetensors")])
     assert not (tmp_path / "made").exists()

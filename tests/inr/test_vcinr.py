@@ -244,29 +244,36 @@ def test_train_image_then_resume(image_dir, tmp_path):
     assert torch.equal(again.state_dict()["net.weight"], before)
 
 
-def test_train_resume_continues_the_meta_stage(image_dir, tmp_path):
+def test_train_resume_continues_the_meta_stage(image_dir, tmp_path, monkeypatch):
+    from inrkit.inr import vcinr_train
+
+    def args(out):
+        return ["--modality", "image", "--data", str(image_dir), "--out", str(out),
+                "--prior-steps", "1", "--steps", "4", *TINY_ARGS]  # fmt: skip
+
+    main(args(tmp_path / "whole.safetensors"))  # uninterrupted, for comparison
+    real = vcinr_train._StepLog.step_done
+
+    def stop_after_two(self, losses):
+        done = real(self, losses)
+        if self.state.stage == "meta" and self.state.step == 2:
+            raise KeyboardInterrupt
+        return done
+
     out = tmp_path / "r.safetensors"
-    args = [
-        "--modality",
-        "image",
-        "--data",
-        str(image_dir),
-        "--out",
-        str(out),
-        "--prior-steps",
-        "1",
-        *TINY_ARGS,
-    ]
-    main([*args, "--steps", "2", "--time", "1e-9"])  # the budget ends both stages at once
+    monkeypatch.setattr(vcinr_train._StepLog, "step_done", stop_after_two)
+    main(args(out))
     state = json.loads(_metadata(out)["training"])["state"]
-    assert state["stage"] == "done"
-    out2 = tmp_path / "s.safetensors"
-    args2 = [a if a != str(out) else str(out2) for a in args]
-    main([*args2, "--steps", "4", "--save-every", "2"])
-    main([*args2, "--steps", "4", "--resume"])
-    assert json.loads(_metadata(out2)["training"])["state"]["stage"] == "done"
+    assert (state["stage"], state["step"]) == ("meta", 2)  # saved mid-stage
+    monkeypatch.undo()
+    main([*args(out), "--resume"])
+    assert json.loads(_metadata(out)["training"])["state"]["stage"] == "done"
+    assert load_file(str(training_state_path(out)))["meta.0.step"].item() == 4
+    # the same data and Adam state as the unbroken run, so the same meta-learned network
+    whole, _ = load_model(tmp_path / "whole.safetensors")
+    assert torch.equal(load_model(out)[0].net.weight, whole.net.weight)
     with pytest.raises(ModelError, match="different config"):
-        main([*args2, "--steps", "4", "--resume", "--width", "8"])
+        main([*args(out), "--resume", "--width", "8"])
 
 
 def test_prior_deadlines_share_what_is_left_equally():
