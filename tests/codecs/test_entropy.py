@@ -75,9 +75,21 @@ def test_rate_close_to_empirical_entropy(n, dist):
         assert bits <= 1.03 * h
 
 
-def test_deterministic_bytes():
+def test_deterministic_bytes_across_processes():
+    import os
+    import subprocess
+    import sys
+
     x = CASES["wide-gaussian"]
     assert encode_integers(x) == encode_integers(x.copy())
+    # another interpreter, with another hash seed and thread count, writes the same bytes
+    script = ("import sys, numpy as np; from inrkit.codecs.entropy import encode_integers; "
+              "x = np.frombuffer(sys.stdin.buffer.read(), dtype=np.int64); "
+              "sys.stdout.buffer.write(encode_integers(x))")  # fmt: skip
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "OMP_NUM_THREADS": "2"}
+    child = subprocess.run([sys.executable, "-c", script], input=x.astype(np.int64).tobytes(),
+                           capture_output=True, env=env, timeout=120, check=True)  # fmt: skip
+    assert child.stdout == encode_integers(x)
 
 
 def test_quantize_counts_integer_table():
