@@ -37,7 +37,8 @@ Conventions.
   to about two epochs (some 15% of the fitting time).
 * The loop stops at the step budget, the time budget, or the first record
   reaching ``target_psnr``, whichever comes first. With ``keep_best`` the
-  returned field holds the parameters with the lowest recorded loss.
+  returned field holds the parameters with the lowest recorded finite loss (so a
+  run that diverges to nan returns its last good state).
 * Ctrl-C (``KeyboardInterrupt``) ends the loop cleanly: the field fitted so far
   is returned with ``stopped_by == "interrupt"`` (``result.interrupted``).
   A second Ctrl-C during the final evaluation propagates as usual.
@@ -275,7 +276,7 @@ def fit_values(
         for key, value in row.items():
             history.setdefault(key, []).append(float(value))
         last_record = (step, seconds)
-        if keep_best and (best is None or terms["loss"] < best[0]):
+        if keep_best and math.isfinite(terms["loss"]) and (best is None or terms["loss"] < best[0]):
             best = (terms["loss"], {k: v.detach().clone() for k, v in field.state_dict().items()})
         return row["psnr"]
 
@@ -321,7 +322,8 @@ def fit_values(
         bar.close()
     if measured_at != step:
         psnr = record(step, time.perf_counter() - start, _evaluate(field, loss_fn, coords, values))
-    if keep_best and best is not None and best[0] < history["loss"][-1]:
+    # not (last <= best): a run that diverged to nan also gets its best finite state back
+    if keep_best and best is not None and not history["loss"][-1] <= best[0]:
         field.load_state_dict(best[1])
         index = history["loss"].index(best[0])
     else:

@@ -288,3 +288,9 @@ def _flat(signal: Signal):
     from inrkit.datasets import coordinate_grid
 
     return coordinate_grid(signal.grid_shape).reshape(-1, 2), signal.to_values().reshape(-1, 3)
+
+
+def test_keep_best_survives_a_run_that_diverges_to_nan(crop):
+    result = fit(crop, "siren", steps=3, width=8, lr=1e6)  # the second record is nan
+    assert math.isnan(result.history["loss"][-1]) and math.isfinite(result.psnr)
+    assert torch.isfinite(result.field.render(crop.grid_shape)).all()
