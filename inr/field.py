@@ -10,6 +10,9 @@ what the bitstream header stores.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+import typing
 from typing import Any, ClassVar
 
 import torch
@@ -60,7 +63,9 @@ class Field(nn.Module):
 
 
 def build_field(name: str, **config: Any) -> Field:
-    """Build a registered field from keyword arguments of its ``Config``."""
+    """Build a registered field from keyword arguments of its ``Config``; an unknown
+    option, or an ``int`` or ``float`` option of another type (or not finite), is an
+    InputError naming it rather than an error from inside torch."""
     cls = FIELDS.get(name)
     fields = {f.name for f in dataclasses.fields(cls.Config)}
     unknown = sorted(set(config) - fields)
@@ -69,7 +74,23 @@ def build_field(name: str, **config: Any) -> Field:
             f"unknown option(s) {', '.join(unknown)} for field {name!r}; "
             f"it takes: {', '.join(sorted(fields))}"
         )
-    return cls(cls.Config(**config))
+    return cls(cls.Config(**_checked_numbers(name, cls.Config, config)))
+
+
+def _checked_numbers(name: str, config_cls: type, config: dict[str, Any]) -> dict[str, Any]:
+    hints = typing.get_type_hints(config_cls)
+    checked = dict(config)
+    for key, value in config.items():
+        kind = hints.get(key)
+        if kind is int:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise InputError(f"field {name!r}: {key} must be a whole number, got {value!r}")
+            checked[key] = int(value)
+        elif kind is float:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise InputError(f"field {name!r}: {key} must be a finite number, got {value!r}")
+            checked[key] = float(value)
+    return checked
 
 
 def field_from_config(description: dict[str, Any]) -> Field:

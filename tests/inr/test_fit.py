@@ -263,6 +263,9 @@ def test_progress_bar_goes_to_stderr(crop, capsys):
         ({"in_dim": 3}, "in_dim"),
         ({"lr": -1.0}, "lr must be a positive number"),
         ({"model": "hnerv"}, "'hnerv' decodes whole video frames, not coordinates"),
+        ({"width": 2.5}, "width must be a whole number, got 2.5"),
+        ({"width": True}, "width must be a whole number"),
+        ({"first_omega_0": float("inf")}, "first_omega_0 must be a finite number"),
         ({"lr": float("nan")}, "lr must be a positive number"),
     ],
 )
