@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import ClassVar
 
-import torch
-
 from inrkit.datasets.limits import max_pixels
 from inrkit.datasets.signal import Signal
+from inrkit.devices import check_device
 from inrkit.errors import BitstreamError, InputError
 
 from .container import Container, unpack
@@ -76,9 +75,7 @@ class EncodeOptions:
             raise InputError(f"steps must be >= 0, got {self.steps}")
         if self.time_budget is not None and not self.time_budget > 0:
             raise InputError(f"the time budget must be a positive number of seconds, got {self.time_budget}")
-        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
-            why = "torch was built without CUDA" if torch.version.cuda is None else "no GPU or driver found"
-            raise InputError(f"device {self.device!r}: CUDA is not available here ({why}); use device 'cpu'")
+        check_device(self.device)
 
     def steps_or(self, default: int, codec: str) -> int:
         """The step (or epoch) budget of an encoder that fits its signal: ``steps``, or

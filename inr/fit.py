@@ -72,6 +72,7 @@ from torch import nn
 
 from inrkit.datasets.grids import coordinate_grid
 from inrkit.datasets.signal import Signal
+from inrkit.devices import check_device
 from inrkit.errors import InputError
 from inrkit.registry import FIELDS
 
@@ -239,7 +240,7 @@ def fit_values(
     if lr is not None and not 0 < lr < math.inf:
         raise InputError(f"lr must be a positive number, got {lr!r}")
     coords, values = _flatten(field, coords, values)
-    device = torch.device(device)
+    device = check_device(device)
     field.to(device).train()
     coords, values = coords.to(device), values.to(device)
     n = coords.shape[0]

@@ -264,6 +264,8 @@ def test_progress_bar_goes_to_stderr(crop, capsys):
         ({"lr": -1.0}, "lr must be a positive number"),
         ({"model": "hnerv"}, "'hnerv' decodes whole video frames, not coordinates"),
         ({"width": 2.5}, "width must be a whole number, got 2.5"),
+        ({"device": "gpu"}, "device 'gpu': expected 'cpu' or 'cuda'"),
+        ({"device": "mps"}, "inrkit runs on 'cpu' or 'cuda', not mps"),
         ({"width": True}, "width must be a whole number"),
         ({"first_omega_0": float("inf")}, "first_omega_0 must be a finite number"),
         ({"lr": float("nan")}, "lr must be a positive number"),
@@ -297,3 +299,9 @@ def test_keep_best_survives_a_run_that_diverges_to_nan(crop):
     result = fit(crop, "siren", steps=3, width=8, lr=1e6)  # the second record is nan
     assert math.isnan(result.history["loss"][-1]) and math.isfinite(result.psnr)
     assert torch.isfinite(result.field.render(crop.grid_shape)).all()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_an_input_error_not_a_driver_error(crop):
+    with pytest.raises(InputError, match="CUDA is not available here"):
+        fit(crop, "siren", steps=1, device="cuda")
