@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from inrkit.datasets.grids import coordinate_grid
+from inrkit.datasets.limits import check_memory
 from inrkit.errors import InputError
 from inrkit.registry import FIELDS
 
@@ -54,8 +55,17 @@ class Field(nn.Module):
         works, so a finer grid than the fitted one is a super-resolved signal.
         Evaluated in chunks of ``batch_size`` points to bound memory.
         """
+        if not isinstance(shape, tuple | list) or not all(
+            isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0 for n in shape
+        ):
+            raise InputError(f"render() takes a shape of positive whole numbers, got {shape!r}")
         if len(shape) != self.in_dim:
             raise InputError(f"a {self.in_dim}-D field cannot render a grid of shape {tuple(shape)}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+            raise InputError(f"render() takes a positive whole batch_size, got {batch_size!r}")
+        shape = tuple(int(n) for n in shape)
+        # the coordinates and the output are whole tensors; only the network runs in chunks
+        check_memory(f"render {shape}", (*shape, self.in_dim + self.out_channels))
         device = next(self.parameters()).device
         coords = coordinate_grid(tuple(shape), device=device).reshape(-1, self.in_dim)
         chunks = [self(c) for c in coords.split(batch_size)]
@@ -74,6 +84,13 @@ def build_field(name: str, **config: Any) -> Field:
             f"unknown option(s) {', '.join(unknown)} for field {name!r}; "
             f"it takes: {', '.join(sorted(fields))}"
         )
+    required = sorted(
+        f.name for f in dataclasses.fields(cls.Config)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        and f.name not in config
+    )  # fmt: skip
+    if required:
+        raise InputError(f"field {name!r} needs the option(s) {', '.join(required)}")
     return cls(cls.Config(**_checked_numbers(name, cls.Config, config)))
 
 
@@ -99,4 +116,6 @@ def field_from_config(description: dict[str, Any]) -> Field:
         name, config = description["name"], description["config"]
     except (KeyError, TypeError):
         raise InputError(f"not a field description: {description!r}") from None
+    if not isinstance(name, str) or not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
+        raise InputError(f"not a field description (a name and a dict of options): {description!r}")
     return build_field(name, **config)

@@ -194,3 +194,27 @@ def test_default_learning_rate_is_declared(name):
     from inrkit.registry import FIELDS
 
     assert FIELDS.get(name).default_lr > 0
+
+
+def test_render_refuses_bad_shapes_and_oversized_grids():
+    field = build_field("siren", in_dim=2, out_channels=3, width=8)
+    for shape in [(-1, 16), (0, 16), (2.5, 4), 16, (4, 4, 4)]:
+        with pytest.raises(InputError):
+            field.render(shape)
+    with pytest.raises(InputError, match="batch_size"):
+        field.render((4, 4), batch_size=0)
+    with pytest.raises(InputError, match="over the limit"):  # refused before any allocation
+        field.render((10**5, 10**5))
+    assert field.render(torch.Size([4, 5])).shape == (4, 5, 3)
+
+
+@pytest.mark.parametrize(
+    ("description", "match"),
+    [({"name": "siren", "config": None}, "not a field description"),
+     ({"name": ["siren"], "config": {}}, "not a field description"),
+     ({"name": "siren", "config": {1: 2}}, "not a field description"),
+     ({"name": "nerv", "config": {}}, "'nerv' needs the option.s. height, width")],
+)  # fmt: skip
+def test_malformed_field_descriptions_are_input_errors(description, match):
+    with pytest.raises(InputError, match=match):
+        field_from_config(description)
