@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import shutil
 import sys
 import time
@@ -237,7 +238,7 @@ def fit_values(
     steps, time_budget, target_psnr, batch_size, log_every = _check_budget(
         steps, time_budget, target_psnr, batch_size, log_every, lr_schedule, compile
     )
-    if lr is not None and not 0 < lr < math.inf:
+    if lr is not None and not (_real(lr) and 0 < lr < math.inf):
         raise InputError(f"lr must be a positive number, got {lr!r}")
     coords, values = _flatten(field, coords, values)
     device = check_device(device)
@@ -454,15 +455,15 @@ def _flatten(field: nn.Module, coords: torch.Tensor, values: torch.Tensor):
 def _check_budget(steps, time_budget, target_psnr, batch_size, log_every, lr_schedule, compile):
     if steps is None and time_budget is None:
         raise InputError("give a step budget (steps) or a time budget (seconds), or both")
-    if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 1):
+    if steps is not None and not _positive_whole(steps):
         raise InputError(f"steps must be a positive integer, got {steps!r}")
-    if time_budget is not None and not time_budget > 0:
+    if time_budget is not None and not (_real(time_budget) and time_budget > 0):
         raise InputError(f"time_budget must be a positive number of seconds, got {time_budget!r}")
-    if target_psnr is not None and not math.isfinite(target_psnr):
+    if target_psnr is not None and not (_real(target_psnr) and math.isfinite(target_psnr)):
         raise InputError(f"target_psnr must be a finite number of dB, got {target_psnr!r}")
-    if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
+    if batch_size is not None and not _positive_whole(batch_size):
         raise InputError(f"batch_size must be a positive integer or None (full batch), got {batch_size!r}")
-    if log_every is not None and (int(log_every) != log_every or log_every < 1):
+    if log_every is not None and not _positive_whole(log_every):
         raise InputError(f"log_every must be a positive integer, got {log_every!r}")
     if lr_schedule not in SCHEDULES:
         raise InputError(f"lr_schedule must be one of {', '.join(SCHEDULES)}, got {lr_schedule!r}")
@@ -475,6 +476,15 @@ def _check_budget(steps, time_budget, target_psnr, batch_size, log_every, lr_sch
         None if batch_size is None else int(batch_size),
         None if log_every is None else int(log_every),
     )
+
+
+def _real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _positive_whole(value) -> bool:
+    """An int, or a float with a whole value (``1e4`` steps), that is at least 1."""
+    return _real(value) and math.isfinite(value) and int(value) == value and value >= 1
 
 
 def _compiler_available(device: torch.device) -> bool:
