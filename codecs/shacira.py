@@ -406,6 +406,19 @@ class ShaciraCodec(Codec):
     rate_kinds: ClassVar[tuple[str, ...]] = ("bpp", "kbps", "quality", "lmbda")
 
     def __init__(self, **arch: Any):
+        types = {f.name: f.type for f in dataclasses.fields(ShaciraConfig)}
+        settable = sorted(set(types) - {"in_dim", "out_channels"})  # those come from the signal
+        unknown = sorted(set(arch) - set(settable))
+        if unknown:
+            raise InputError(f"shacira: unknown option(s) {', '.join(unknown)}; it takes {', '.join(settable)}")
+        for key, value in arch.items():
+            if types[key] == "bool":
+                if not isinstance(value, bool):
+                    raise InputError(f"shacira: {key} must be true or false, got {value!r}")
+                continue
+            least = 0 if key == "mlp_depth" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise InputError(f"shacira: {key} must be a whole number of at least {least}, got {value!r}")
         self.arch = arch  # ShaciraConfig overrides (e.g. log2_hashmap_size)
 
     def ladder(self, n: int) -> list[Rate]:

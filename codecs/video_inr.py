@@ -88,6 +88,7 @@ from inrkit.codecs.quantize import (
 from inrkit.datasets.limits import max_bytes, max_pixels
 from inrkit.datasets.signal import Signal
 from inrkit.errors import BitstreamError, InputError
+from inrkit.inr.field import check_config_numbers
 from inrkit.inr.hnerv import HNeRV
 from inrkit.inr.nerv import FrameDecoder, NeRV, padded_size, parameter_count, width_for_budget
 from inrkit.inr.nervpp import NeRVPlusPlus
@@ -245,6 +246,16 @@ class VideoINRCodec(Codec):
         memory_limit: int | None = None,
         **arch: Any,
     ):
+        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{self.name}: {name} must be a whole number of at least 1, got {value!r}")
+        for name, value in (("lr", lr), ("bits_per_param", bits_per_param)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise InputError(f"{self.name}: {name} must be a positive number, got {value!r}")
+        if memory_limit is not None and (isinstance(memory_limit, bool) or not isinstance(memory_limit, int)
+                                         or memory_limit < 1):  # fmt: skip
+            raise InputError(f"{self.name}: memory_limit must be a positive number of bytes, got {memory_limit!r}")
+        self._check_arch(arch)
         self.fit = VideoFitConfig(epochs=epochs, batch_size=batch_size, lr=lr, loss=loss, memory_limit=memory_limit)
         if not 2 <= embed_bits <= 16:
             raise InputError(f"embed_bits must be in 2..16, got {embed_bits}")
@@ -255,6 +266,22 @@ class VideoINRCodec(Codec):
         self.prune_finetune = prune_finetune
         self.arch = arch
         self.last_report: EncodeReport | None = None
+
+    def _check_arch(self, arch: dict[str, Any]) -> None:
+        """Architecture overrides: options of the model's Config other than those the codec
+        sets from the clip and the rate, of the Config's types; strides at least 1."""
+        settable = sorted({f.name for f in dataclasses.fields(self.model_cls.Config)}
+                          - {"height", "width", "fc_dim", "channels"})  # fmt: skip
+        unknown = sorted(set(arch) - set(settable))
+        if unknown:
+            raise InputError(f"{self.name}: unknown option(s) {', '.join(unknown)}; it takes {', '.join(settable)}")
+        check_config_numbers(self.name, self.model_cls.Config, arch)
+        strides = arch.get("strides")
+        if strides is not None and not (
+            isinstance(strides, tuple | list) and strides
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in strides)
+        ):  # fmt: skip
+            raise InputError(f"{self.name}: strides must be whole numbers of at least 1, got {strides!r}")
 
     # -- encoding ---------------------------------------------------------
     def parameter_budget(self, signal: Signal, rate: Rate) -> int:

@@ -91,10 +91,12 @@ def build_field(name: str, **config: Any) -> Field:
     )  # fmt: skip
     if required:
         raise InputError(f"field {name!r} needs the option(s) {', '.join(required)}")
-    return cls(cls.Config(**_checked_numbers(name, cls.Config, config)))
+    return cls(cls.Config(**check_config_numbers(name, cls.Config, config)))
 
 
-def _checked_numbers(name: str, config_cls: type, config: dict[str, Any]) -> dict[str, Any]:
+def check_config_numbers(name: str, config_cls: type, config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with its ``int`` and ``float`` options (by ``config_cls``'s types) checked:
+    whole numbers, and finite numbers; an InputError names the first that is not."""
     hints = typing.get_type_hints(config_cls)
     checked = dict(config)
     for key, value in config.items():

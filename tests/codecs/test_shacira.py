@@ -339,3 +339,15 @@ def test_bpp_target_chooses_a_table_that_can_reach_it():
     chosen = [codec._table_for(kodak, bpp) for bpp in (0.1, 0.25, 0.5, 1.0)]
     assert chosen == sorted(chosen) and chosen[0] == 11 and chosen[-1] >= 14
     assert ShaciraCodec(log2_hashmap_size=12)._table_for(kodak, 1.0) is None
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [({"bogus": 1}, "unknown option.s. bogus"), ({"in_dim": 3}, "unknown option.s. in_dim"),
+     ({"n_levels": 0}, "n_levels must be a whole number of at least 1"),
+     ({"mlp_width": 2.5}, "mlp_width"), ({"decoder_per_level": 1}, "true or false")],
+)  # fmt: skip
+def test_constructor_options_are_checked_at_construction(options, match):
+    with pytest.raises(InputError, match=match):
+        ShaciraCodec(**options)
+    ShaciraCodec(mlp_depth=0, **SMALL)  # zero hidden layers is a valid MLP

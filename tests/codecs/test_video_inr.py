@@ -312,3 +312,15 @@ def test_too_large_clip_is_refused_before_training():
     codec = CODECS.get("hnerv")(memory_limit=1 << 20)
     with pytest.raises(InputError, match="GiB"):
         codec.encode(clip(8, 64, 128), Rate(bpp=8.0), EncodeOptions(steps=1))
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [({"bogus": 1}, "unknown option.s. bogus"), ({"fc_dim": 4}, "unknown option.s. fc_dim"),
+     ({"strides": [0]}, "strides must be whole numbers"), ({"bits_per_param": 0}, "bits_per_param"),
+     ({"lr": -1}, "lr must be a positive number"), ({"batch_size": 1.5}, "batch_size"),
+     ({"memory_limit": -5}, "memory_limit"), ({"reduce": float("nan")}, "reduce must be a finite")],
+)  # fmt: skip
+def test_constructor_options_are_checked_at_construction(options, match):
+    with pytest.raises(InputError, match=match):
+        CODECS.get("nerv")(**options)
