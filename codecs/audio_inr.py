@@ -183,11 +183,13 @@ class AudioInrCodec(Codec):
         lr: float = 1e-3,
         group_chunks: int = 32,
     ):
-        if not chunk_seconds > 0 or depth < 0 or steps < 1 or qat_steps < 0 or group_chunks < 1:
-            raise InputError(
-                f"{self.name}: chunk_seconds > 0, depth >= 0, steps >= 1, qat_steps >= 0 and "
-                f"group_chunks >= 1 expected, got {chunk_seconds}, {depth}, {steps}, {qat_steps}, {group_chunks}"
-            )
+        for name, value, least in (("depth", depth, 0), ("steps", steps, 1), ("qat_steps", qat_steps, 0),
+                                   ("group_chunks", group_chunks, 1)):  # fmt: skip
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise InputError(f"{self.name}: {name} must be a whole number of at least {least}, got {value!r}")
+        for name, value in (("chunk_seconds", chunk_seconds), ("lr", lr)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise InputError(f"{self.name}: {name} must be a positive number, got {value!r}")
         self.chunk_seconds = chunk_seconds
         self.depth = depth
         self.steps = steps

@@ -75,8 +75,12 @@ def test_rejects_bad_input():
         codec.encode(tone(), Rate(bpp=1))
     with pytest.raises(InputError, match=r"no room .* needs --kbps above [\d.]+"):
         codec.encode(tone(), Rate(kbps=1))
-    with pytest.raises(InputError, match="chunk_seconds > 0"):
-        SirenAudioCodec(chunk_seconds=0)
+    for options, match in [({"chunk_seconds": 0}, "chunk_seconds must be a positive"),
+                           ({"chunk_seconds": float("inf")}, "chunk_seconds"), ({"lr": -1}, "lr must be"),
+                           ({"lr": 0}, "lr must be"), ({"depth": 1.5}, "depth must be a whole number"),
+                           ({"steps": "5"}, "steps must be"), ({"group_chunks": 2.5}, "group_chunks")]:  # fmt: skip
+        with pytest.raises(InputError, match=match):
+            SirenAudioCodec(**options)
 
 
 def test_steps_bound_the_quantization_aware_fine_tuning_too(monkeypatch):
