@@ -36,7 +36,6 @@ each stream gets its own adaptive integer table, with no context modelling.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -48,31 +47,20 @@ from inrkit.errors import BitstreamError, InputError, ModelError
 from inrkit.inr.adacode import AdaCode, Codes, load_model
 from inrkit.registry import register_codec
 
-from .base import Codec, EncodeOptions, Rate
+from .base import EncodeOptions, LearnedCodec, Rate
 from .container import Container, meta_to_signal, pack
 from .entropy import decode_integers, encode_integers
 
 
 @register_codec("adacode")
-class AdaCodeCodec(Codec):
+class AdaCodeCodec(LearnedCodec):
     name = "adacode"
     version = 1
     modalities = ("image",)
     rate_kinds = ("quality", "bpp")
 
-    def __init__(self, model: str | os.PathLike | None = None):
-        self.model_path = None if model is None else Path(model)
-        self._loaded: tuple[AdaCode, str] | None = None
-
-    def _model(self) -> tuple[AdaCode, str]:
-        if self.model_path is None:
-            raise ModelError(
-                "codec 'adacode' needs a trained model file: pass model=PATH "
-                "(CLI: --model PATH; train one with `inrkit train adacode`)"
-            )
-        if self._loaded is None:
-            self._loaded = load_model(self.model_path)
-        return self._loaded
+    def load_model(self, path: Path) -> tuple[AdaCode, str]:
+        return load_model(path)
 
     def ladder(self, n: int) -> list[Rate]:
         """``n`` values of ``m`` spread over ``1..K`` (all of them when ``n >= K``)."""

@@ -8,14 +8,16 @@ bytes), so the measured rate is simply ``8 * len(bytes)``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from numbers import Integral, Real
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 from inrkit.datasets.limits import max_pixels
 from inrkit.datasets.signal import Signal
 from inrkit.devices import check_device
-from inrkit.errors import BitstreamError, InputError
+from inrkit.errors import BitstreamError, InputError, ModelError
 
 from .container import Container, unpack
 
@@ -184,3 +186,28 @@ def scaled_image_shape(height: int, width: int, scale: float) -> tuple[int, int]
         raise InputError(f"rendering {shape[0]}×{shape[1]} pixels exceeds the limit of "
                          f"{max_pixels()} (INRKIT_MAX_PIXELS); use a smaller --scale")
     return shape
+
+
+class LearnedCodec(Codec):
+    """A codec whose encoder and decoder share a trained model file (``model=PATH``,
+    CLI ``--model``), loaded once, on first use; subclasses implement :meth:`load_model`."""
+
+    def __init__(self, model: str | os.PathLike | None = None):
+        if model is not None and not isinstance(model, str | os.PathLike):
+            raise InputError(f"{self.name}: model takes the path of a model file, got {type(model).__name__}")
+        self.model_path = None if model is None else Path(model)
+        self._loaded: tuple[Any, str] | None = None
+
+    def load_model(self, path: Path) -> tuple[Any, str]:
+        """``(model, digest)`` from the file at ``path``; ModelError if it is not one."""
+        raise NotImplementedError
+
+    def _model(self) -> tuple[Any, str]:
+        if self.model_path is None:
+            raise ModelError(
+                f"codec {self.name!r} needs a trained model file: pass model=PATH "
+                f"(CLI: --model PATH; train one with `inrkit train {self.name}`)"
+            )
+        if self._loaded is None:
+            self._loaded = self.load_model(self.model_path)
+        return self._loaded

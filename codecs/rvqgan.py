@@ -22,7 +22,6 @@ is encoded in one pass, channel by channel.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -33,31 +32,20 @@ from inrkit.errors import BitstreamError, InputError, ModelError
 from inrkit.inr.rvqgan import RVQGAN, load_model, resample
 from inrkit.registry import register_codec
 
-from .base import Codec, EncodeOptions, Rate
+from .base import EncodeOptions, LearnedCodec, Rate
 from .container import Container, meta_to_signal, pack
 from .entropy import decode_integers, encode_integers
 
 
 @register_codec("rvqgan")
-class RVQGANCodec(Codec):
+class RVQGANCodec(LearnedCodec):
     name = "rvqgan"
     version = 1
     modalities = ("audio",)
     rate_kinds = ("kbps", "quality")
 
-    def __init__(self, model: str | os.PathLike | None = None):
-        self.model_path = None if model is None else Path(model)
-        self._loaded: tuple[RVQGAN, str] | None = None
-
-    def _model(self) -> tuple[RVQGAN, str]:
-        if self.model_path is None:
-            raise ModelError(
-                "codec 'rvqgan' needs a trained model file: pass model=PATH "
-                "(CLI: --model PATH; train one with `inrkit train rvqgan`)"
-            )
-        if self._loaded is None:
-            self._loaded = load_model(self.model_path)
-        return self._loaded
+    def load_model(self, path: Path) -> tuple[RVQGAN, str]:
+        return load_model(path)
 
     # -- encoding ------------------------------------------------------------
     @torch.no_grad()

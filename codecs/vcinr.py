@@ -36,7 +36,6 @@ channel by channel (mono items), resampled to the model's rate and back.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +48,7 @@ from inrkit.inr.rvqgan import resample
 from inrkit.inr.vcinr import FIXED_POINT_BITS, VCINR, LatentPrior, item_values, load_model
 from inrkit.registry import register_codec
 
-from .base import Codec, EncodeOptions, Rate
+from .base import EncodeOptions, LearnedCodec, Rate
 from .container import Container, meta_to_signal, pack, values_to_signal
 
 MAX_SYMBOL = 1 << 20  # far beyond any latent a trained prior produces
@@ -149,31 +148,20 @@ def _checked(symbols: list[int], name: str) -> np.ndarray:
 
 
 @register_codec("vcinr")
-class VCINRCodec(Codec):
+class VCINRCodec(LearnedCodec):
     name = "vcinr"
     version = 1
     modalities = ("image", "audio")
     rate_kinds = ("bpp", "kbps", "quality", "lmbda")
 
-    def __init__(self, model: str | os.PathLike | None = None):
-        self.model_path = None if model is None else Path(model)
-        self._loaded: tuple[VCINR, str] | None = None
-
-    def _model(self) -> tuple[VCINR, str]:
-        if self.model_path is None:
+    def load_model(self, path: Path) -> tuple[VCINR, str]:
+        model, digest = load_model(path)
+        if not model.priors or not all(p.frozen for p in model.priors):
             raise ModelError(
-                "codec 'vcinr' needs a trained model file: pass model=PATH "
-                "(CLI: --model PATH; train one with `inrkit train vcinr`)"
+                f"{str(path)!r}: the VC-INR model has no finished latent priors "
+                "(its training stopped before the prior stage ended)"
             )
-        if self._loaded is None:
-            model, digest = load_model(self.model_path)
-            if not model.priors or not all(p.frozen for p in model.priors):
-                raise ModelError(
-                    f"{str(self.model_path)!r}: the VC-INR model has no finished latent priors "
-                    "(its training stopped before the prior stage ended)"
-                )
-            self._loaded = model, digest
-        return self._loaded
+        return model, digest
 
     def ladder(self, n: int) -> list[Rate]:
         if n < 1:

@@ -83,3 +83,17 @@ def test_cuda_without_cuda_is_refused_by_the_options_every_encoder_takes():
 def test_api_paths_of_the_wrong_type_are_input_errors(call, match):
     with pytest.raises(InputError, match=match):
         call()
+
+
+@pytest.mark.parametrize("name", ["adacode", "vcinr", "rvqgan"])
+def test_learned_codecs_share_their_model_file_handling(name):
+    from inrkit.codecs.base import LearnedCodec
+    from inrkit.errors import ModelError
+    from inrkit.registry import CODECS
+
+    cls = CODECS.get(name)
+    assert issubclass(cls, LearnedCodec)
+    with pytest.raises(InputError, match="model takes the path of a model file, got int"):
+        cls(model=123)
+    with pytest.raises(ModelError, match=f"needs a trained model file.*inrkit train {name}"):
+        cls()._model()
