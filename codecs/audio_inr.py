@@ -63,7 +63,7 @@ from inrkit.errors import BitstreamError, InputError
 from inrkit.inr.field import build_field, field_from_config
 from inrkit.registry import register_codec
 
-from .base import Codec, EncodeOptions, Rate
+from .base import Codec, EncodeOptions, Rate, check_positive_option, check_whole_option
 from .container import Container, meta_to_signal, pack
 from .quantize import (
     deserialize_quantized,
@@ -185,11 +185,9 @@ class AudioInrCodec(Codec):
     ):
         for name, value, least in (("depth", depth, 0), ("steps", steps, 1), ("qat_steps", qat_steps, 0),
                                    ("group_chunks", group_chunks, 1)):  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise InputError(f"{self.name}: {name} must be a whole number of at least {least}, got {value!r}")
-        for name, value in (("chunk_seconds", chunk_seconds), ("lr", lr)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-                raise InputError(f"{self.name}: {name} must be a positive number, got {value!r}")
+            check_whole_option(self.name, name, value, least)
+        check_positive_option(self.name, "chunk_seconds", chunk_seconds)
+        check_positive_option(self.name, "lr", lr)
         self.chunk_seconds = chunk_seconds
         self.depth = depth
         self.steps = steps

@@ -8,6 +8,7 @@ bytes), so the measured rate is simply ``8 * len(bytes)``.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -86,6 +87,18 @@ class EncodeOptions:
         if self.steps == 0:
             raise InputError(f"{codec} fits the signal, so it needs at least 1 step, got steps=0")
         return default if self.steps is None else self.steps
+
+
+def check_whole_option(codec: str, name: str, value: Any, least: int) -> None:
+    """A codec constructor's integer option: an ``int`` (not a bool) of at least ``least``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise InputError(f"{codec}: {name} must be a whole number of at least {least}, got {value!r}")
+
+
+def check_positive_option(codec: str, name: str, value: Any) -> None:
+    """A codec constructor's real option (a rate, a length): positive and finite."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise InputError(f"{codec}: {name} must be a positive number, got {value!r}")
 
 
 def check_rate_below_raw(signal: Signal, rate: Rate) -> None:

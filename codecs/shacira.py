@@ -83,7 +83,7 @@ from inrkit.datasets.signal import Signal
 from inrkit.errors import BitstreamError, InputError
 from inrkit.registry import register_codec
 
-from .base import Codec, EncodeOptions, Rate, scaled_image_shape
+from .base import Codec, EncodeOptions, Rate, check_whole_option, scaled_image_shape
 from .container import Container, meta_to_signal, pack, read_varint, values_to_signal, write_varint
 from .entropy import decode_integers, encode_integers
 from .latent_grid import LatentGrid
@@ -416,9 +416,7 @@ class ShaciraCodec(Codec):
                 if not isinstance(value, bool):
                     raise InputError(f"shacira: {key} must be true or false, got {value!r}")
                 continue
-            least = 0 if key == "mlp_depth" else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise InputError(f"shacira: {key} must be a whole number of at least {least}, got {value!r}")
+            check_whole_option(self.name, key, value, 0 if key == "mlp_depth" else 1)
         self.arch = arch  # ShaciraConfig overrides (e.g. log2_hashmap_size)
 
     def ladder(self, n: int) -> list[Rate]:

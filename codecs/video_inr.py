@@ -73,7 +73,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from inrkit.codecs.base import Codec, EncodeOptions, Rate
+from inrkit.codecs.base import Codec, EncodeOptions, Rate, check_positive_option, check_whole_option
 from inrkit.codecs.container import Container, meta_to_signal, pack
 from inrkit.codecs.quantize import (
     QuantizedTensor,
@@ -246,12 +246,10 @@ class VideoINRCodec(Codec):
         memory_limit: int | None = None,
         **arch: Any,
     ):
-        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{self.name}: {name} must be a whole number of at least 1, got {value!r}")
-        for name, value in (("lr", lr), ("bits_per_param", bits_per_param)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-                raise InputError(f"{self.name}: {name} must be a positive number, got {value!r}")
+        check_whole_option(self.name, "epochs", epochs, 1)
+        check_whole_option(self.name, "batch_size", batch_size, 1)
+        check_positive_option(self.name, "lr", lr)
+        check_positive_option(self.name, "bits_per_param", bits_per_param)
         if memory_limit is not None and (isinstance(memory_limit, bool) or not isinstance(memory_limit, int)
                                          or memory_limit < 1):  # fmt: skip
             raise InputError(f"{self.name}: memory_limit must be a positive number of bytes, got {memory_limit!r}")
