@@ -174,8 +174,8 @@ def fit(
         for key in ("in_dim", "out_channels"):
             if key in field_config:
                 raise InputError(f"fit() takes {key} from the signal; do not pass it")
-        coordinate_fields = [n for n in FIELDS.names() if _is_coordinate_field(n)]
-        if model in FIELDS and model not in coordinate_fields:
+        if model in FIELDS and not _is_coordinate_field(model):
+            coordinate_fields = [n for n in FIELDS.names() if _is_coordinate_field(n)]
             raise InputError(
                 f"{model!r} decodes whole video frames, not coordinates: fit it with "
                 f"inrkit.inr.video_fit.fit_frames; fit() takes {', '.join(coordinate_fields)}"
