@@ -5,13 +5,17 @@ One run (1) trains an RVQGAN on ``$INRKIT_DATA/audio/train`` within a time budge
 encodes ``ambi_piano.flac`` and ``speech_front_center.wav`` with ``siren-audio``,
 ``spder-audio``, ``shacira`` (a 1-D latent grid), ``rvqgan``, ``mp3`` and ``opus`` at
 their rate points, and (3) writes one CompressAI-style JSON per clip and codec under
-``benchmarks/results/`` (``audio_<clip>_<codec>.json``: ``kbps``, ``si-sdr``,
+``benchmarks/results/`` or ``--out DIR`` (``audio_<clip>_<codec>.json``: ``kbps``, ``si-sdr``,
 ``mel-distance``, ``psnr``, ``encoding_time``, ``decoding_time``, sorted by rate) plus
 ``audio_summary.json`` (training data and time), and prints a table. Rates are
 measured file sizes.
 
     python benchmarks/audio_rd.py [--train-seconds 1140] [--retrain] [--inr-steps 1000] [--inr-kbps 24,32]
         [--codecs siren-audio,spder-audio,shacira,rvqgan,mp3,opus] [--clips speech_front_center.wav]
+        [--out benchmarks/results]
+
+Runs with non-default settings should name their own ``--out`` folder, so that
+their files do not replace those of the default run that the docs quote.
 
 ``--inr-kbps`` sets the rate points of ``siren-audio``, ``spder-audio`` and ``shacira``
 (defaults: 24 and 32 kbps for the first two, 16, 24 and 32 for ``shacira``).
@@ -110,13 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--inr-steps", type=int, default=1000, help="Adam steps per chunk group")
     p.add_argument("--inr-kbps", help="rate points of the INR codecs (default: see above)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=RESULTS, help="folder of the JSON files")
     args = p.parse_args(argv)
     torch.set_num_threads(1)  # one thread: a busy 2-core machine oversubscribes badly with more
     codecs = [c for c in args.codecs.split(",") if c]
     if args.inr_kbps:
         for name in ("siren-audio", "spder-audio", "shacira"):
             RATES[name] = [Rate(kbps=float(k)) for k in args.inr_kbps.split(",")]
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
 
     if "rvqgan" in codecs and (args.retrain or not args.model.is_file()):
         print(f"training RVQGAN for up to {args.train_seconds:.0f} s -> {args.model}", flush=True)
@@ -144,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 "results": {k: [pt[k] for pt in points] for k in keys},
                 "rates": [pt["rate"] for pt in points],
             }
-            write_json(RESULTS / f"audio_{stem}_{name}.json", doc)
+            write_json(args.out / f"audio_{stem}_{name}.json", doc)
             rows += [(stem, name, pt) for pt in points]
             for pt in points:
                 print(
@@ -152,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"mel {pt['mel-distance']:5.2f}  enc {pt['encoding_time']:7.2f} s  dec {pt['decoding_time']:6.2f} s",
                     flush=True,
                 )
-    summary_path = RESULTS / "audio_summary.json"
+    summary_path = args.out / "audio_summary.json"
     done = {(c, n) for c, n, _ in rows}
     kept = []
     if summary_path.is_file():  # keep other codecs' points from earlier runs

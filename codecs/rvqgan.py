@@ -13,6 +13,11 @@ dropout trained the model for every prefix): ``Rate(quality=n)`` keeps ``n``;
 ``Rate(kbps=r)`` keeps the most whose *measured* file rate, header included, is at
 most ``r`` (one codebook if even that is more).
 
+Like DAC's ``compress``, the encoder brings each channel to the level the model was
+trained at (-16 dB RMS here, -16 LUFS in DAC; :func:`inrkit.inr.rvqgan.level_gain_db`)
+and stores the gain (``gain_db``, one per channel, in 0.01 dB steps) in the header; the
+decoder undoes it. Version 1 files, written before this, carry no gain.
+
 Departures from DAC: DAC stores raw 10-bit codes in a pickled ``.dac`` file; here the
 codes of each codebook level go through :func:`inrkit.codecs.entropy.encode_integers`
 (one stream and integer frequency table per level, so decoding the codes is bit-exact
@@ -22,6 +27,7 @@ is encoded in one pass, channel by channel.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +35,7 @@ import torch
 
 from inrkit.datasets.signal import Signal
 from inrkit.errors import BitstreamError, InputError, ModelError
-from inrkit.inr.rvqgan import RVQGAN, load_model, resample
+from inrkit.inr.rvqgan import RVQGAN, level_gain_db, load_model, resample
 from inrkit.registry import register_codec
 
 from .base import EncodeOptions, LearnedCodec, Rate
@@ -40,7 +46,8 @@ from .entropy import decode_integers, encode_integers
 @register_codec("rvqgan")
 class RVQGANCodec(LearnedCodec):
     name = "rvqgan"
-    version = 1
+    version = 2
+    older_versions = (1,)  # no gain_db: decoded at the coded level
     modalities = ("audio",)
     rate_kinds = ("kbps", "quality")
 
@@ -49,36 +56,41 @@ class RVQGANCodec(LearnedCodec):
 
     # -- encoding ------------------------------------------------------------
     @torch.no_grad()
-    def codes(self, signal: Signal) -> torch.Tensor:
-        """Codes ``[C, n_codebooks, T]`` of every codebook, one row per channel."""
+    def codes(self, signal: Signal) -> tuple[torch.Tensor, list[float]]:
+        """Codes ``[C, n_codebooks, T]`` of every codebook, one row per channel, and the
+        gain (dB) each channel was brought to the training level with."""
         model, _ = self._model()
         rate = model.config.sample_rate
         audio = resample(signal.data, int(round(signal.sample_rate)), rate)
-        return model.encode(audio[:, None, :]).codes
+        gains = [level_gain_db(channel) for channel in audio]
+        levelled = audio * torch.tensor([10 ** (g / 20) for g in gains])[:, None]
+        return model.encode(levelled[:, None, :].to(torch.float32)).codes, gains
 
     def encode(self, signal: Signal, rate: Rate, options: EncodeOptions | None = None) -> bytes:
         self.check(signal, rate)
         if round(signal.sample_rate) != signal.sample_rate:
             raise InputError(f"rvqgan needs an integer sample rate, got {signal.sample_rate}")
         model, digest = self._model()
-        codes = self.codes(signal)
+        codes, gains = self.codes(signal)
         n_max = model.config.n_codebooks
         if rate.kind == "quality":
-            return self._pack(signal, codes[:, : min(int(rate.value), n_max)], model, digest)
+            return self._pack(signal, codes[:, : min(int(rate.value), n_max)], gains, model, digest)
         files = []
         for n in range(1, n_max + 1):
-            data = self._pack(signal, codes[:, :n], model, digest)
+            data = self._pack(signal, codes[:, :n], gains, model, digest)
             if n > 1 and self.measured_rate(signal, data) > rate.value:
                 break
             files.append(data)
         return files[-1]
 
-    def _pack(self, signal: Signal, codes: torch.Tensor, model: RVQGAN, digest: str) -> bytes:
+    def _pack(self, signal: Signal, codes: torch.Tensor, gains: list[float], model: RVQGAN,
+              digest: str) -> bytes:
         cfg = model.config
         header = {
             "model": {"sha256": digest, "sample_rate": cfg.sample_rate, "hop": cfg.hop_length},
             "codebooks": int(codes.shape[1]),
             "frames": int(codes.shape[2]),
+            "gain_db": gains,
         }
         # One stream (and frequency table) per codebook level: their statistics differ.
         sections = {
@@ -127,7 +139,26 @@ class RVQGANCodec(LearnedCodec):
                     f"rvqgan codes of level {i} outside 0..{model.config.codebook_size - 1}"
                 )
             levels.append(np.asarray(symbols, dtype=np.int64).reshape(channels, frames))
+        gains = _gains(head, channels) if c.codec_version >= 2 else [0.0] * channels
         codes = torch.from_numpy(np.stack(levels, axis=1))
         audio = model.decode_codes(codes).squeeze(1)  # C, frames * hop
+        audio = audio * torch.tensor([10 ** (-g / 20) for g in gains], dtype=audio.dtype)[:, None]
         audio = resample(audio, model.config.sample_rate, sample_rate)[:, :length]
         return meta_to_signal(meta, audio.clamp(-1.0, 1.0).contiguous())
+
+
+MAX_GAIN_DB = 200.0
+"""Beyond any real level change (float32 audio spans about ±150 dB)."""
+
+
+def _gains(head: dict, channels: int) -> list[float]:
+    """The per-channel gains of a version-2 header, checked."""
+    gains = head.get("gain_db")
+    if not (isinstance(gains, list) and len(gains) == channels and all(
+        type(g) in (int, float) and math.isfinite(g) and abs(g) <= MAX_GAIN_DB for g in gains
+    )):
+        raise BitstreamError(
+            f"rvqgan header: gain_db must be {channels} finite gains within ±{MAX_GAIN_DB:g} dB, "
+            f"found {gains!r}"
+        )
+    return [float(g) for g in gains]

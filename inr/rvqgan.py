@@ -243,6 +243,28 @@ def resample(audio: torch.Tensor, from_rate: int, to_rate: int) -> torch.Tensor:
     return torch.from_numpy(out).to(torch.float32)
 
 
+LEVEL_DB = -16.0
+"""RMS level (dBFS) the model sees in training (DAC normalises to -16 LUFS)."""
+
+SILENCE_RMS = 1e-4
+"""Below this RMS a signal is left at its level (training retries such segments)."""
+
+
+def level_gain_db(audio: torch.Tensor) -> float:
+    """The gain (dB, a multiple of 0.01 rounded down) that brings mono ``audio`` to
+    :data:`LEVEL_DB` RMS, lowered so that no sample exceeds 1, as the training sampler
+    does; 0 for near-silence. DAC's ``compress`` likewise normalises its input and
+    ``decompress`` restores the stored level."""
+    rms = float(audio.double().square().mean().sqrt()) if audio.numel() else 0.0
+    if not rms > SILENCE_RMS:
+        return 0.0
+    gain = LEVEL_DB - 20 * math.log10(rms)
+    peak = float(audio.abs().max()) * 10 ** (gain / 20)
+    if peak > 1.0:
+        gain -= 20 * math.log10(peak)
+    return math.floor(gain * 100) / 100
+
+
 # -- model files ---------------------------------------------------------------
 
 

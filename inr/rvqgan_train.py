@@ -23,7 +23,9 @@ mel and VQ losses alone for the first steps (0 = DAC); fake and real audio go th
 the discriminator in one concatenated batch (one forward per backward, as
 DistributedDataParallel wants). STFTs are ``torch.stft`` with ``center=True`` instead
 of audiotools' stride-matched padding. Data augmentation is DAC's postprocess chain
-simplified: RMS (not LUFS) normalisation to -16 dB, peak rescaling, random polarity.
+simplified: RMS (not LUFS) normalisation to -16 dB, peak rescaling, and random
+polarity (a sign flip, audiotools' ``InvertPhase``) in place of DAC's ``ShiftPhase``,
+a uniform random phase rotation of the STFT.
 Files are mixed down per channel (each channel is a mono example) and resampled to
 the model rate. Checkpoints are safetensors (weights, optimizer and scheduler
 state), never pickle.
@@ -64,7 +66,7 @@ from inrkit.training import (
     write_training_state,
 )
 
-from .rvqgan import RVQGAN, RVQGANConfig, load_model, resample, save_model
+from .rvqgan import LEVEL_DB, RVQGAN, RVQGANConfig, load_model, resample, save_model
 
 STATE_FORMAT = "inrkit-rvqgan-train"
 
@@ -296,7 +298,7 @@ class SegmentSampler:
     a file drawn uniformly, a random offset (retrying a few times to avoid silence),
     RMS normalised to -16 dBFS, rescaled to avoid clipping, random polarity."""
 
-    def __init__(self, clips: list[torch.Tensor], segment: int, target_db: float = -16.0):
+    def __init__(self, clips: list[torch.Tensor], segment: int, target_db: float = LEVEL_DB):
         self.clips = clips
         self.segment = segment
         self.target_rms = 10 ** (target_db / 20)

@@ -12,7 +12,7 @@ from inrkit.codecs.container import pack, unpack
 from inrkit.codecs.rvqgan import RVQGANCodec
 from inrkit.datasets import Signal
 from inrkit.errors import BitstreamError, InputError, ModelError
-from inrkit.inr.rvqgan import RVQGAN, RVQGANConfig, save_model
+from inrkit.inr.rvqgan import LEVEL_DB, RVQGAN, RVQGANConfig, level_gain_db, save_model
 from inrkit.registry import CODECS
 
 CONFIG = dict(
@@ -61,7 +61,9 @@ def test_round_trip_shape_rate_and_determinism(model_path):
     again = RVQGANCodec(model=model_path).decode(data)
     assert torch.equal(out.data, again.data)
     # the decoder reproduces exactly what the model makes of the encoder's codes
-    codes = codec.codes(sig)[:, :3]
+    codes, gains = codec.codes(sig)
+    codes = codes[:, :3]
+    assert c.header["gain_db"] == gains and len(gains) == 2
     assert torch.equal(torch.from_numpy(_symbols(data)).reshape(codes.shape), codes)
 
 
@@ -127,6 +129,53 @@ def test_malformed_files(model_path):
     c = unpack(data)
     c.header["frames"] += 1
     with pytest.raises(BitstreamError, match="frames"):
+        codec.decode(pack(c))
+
+
+def test_level_gain_brings_the_training_level_and_spares_the_peak():
+    t = torch.arange(8000) / 8000
+    sine = 0.01 * torch.sin(2 * math.pi * 50 * t)  # RMS 0.00707: -43.0 dB
+    gain = level_gain_db(sine)
+    levelled = sine * 10 ** (gain / 20)
+    assert abs(20 * math.log10(float(levelled.square().mean().sqrt())) - LEVEL_DB) < 0.01
+    assert gain == round(gain, 2)
+    spiky = sine.clone()
+    spiky[100] = 0.9  # at -16 dB RMS this sample would clip: the gain stops at peak 1
+    assert float(spiky.abs().max()) * 10 ** (level_gain_db(spiky) / 20) <= 1.0
+    assert level_gain_db(torch.zeros(100)) == 0.0 and level_gain_db(torch.zeros(0)) == 0.0
+
+
+def test_decoder_restores_the_input_level(model_path):
+    codec = RVQGANCodec(model=model_path)
+    loud = clip(channels=1)
+    quiet = Signal(loud.data * 0.1, "audio", bit_depth=16, sample_rate=loud.sample_rate)
+    g_loud, g_quiet = (unpack(codec.encode(s, Rate(quality=4))).header["gain_db"][0] for s in (loud, quiet))
+    assert abs(g_quiet - g_loud - 20.0) < 0.02  # a tenth of the level: 20 dB more gain
+    rms = [float(codec.decode(codec.encode(s, Rate(quality=4))).data.square().mean().sqrt())
+           for s in (loud, quiet)]
+    assert rms[1] / rms[0] == pytest.approx(0.1, rel=0.05)
+
+
+def test_version_1_files_decode_without_gain(model_path):
+    codec = RVQGANCodec(model=model_path)
+    c = unpack(codec.encode(clip(channels=1), Rate(quality=2)))
+    gain = c.header.pop("gain_db")[0]
+    assert gain != 0
+    c.codec_version = 1
+    v1 = codec.decode(pack(c))
+    c.codec_version, c.header["gain_db"] = 2, [0.0]
+    assert torch.equal(v1.data, codec.decode(pack(c)).data)
+
+
+@pytest.mark.parametrize("gains", [None, [], [1.0, 2.0], ["3"], [True], [1e9]])
+def test_malformed_gain(model_path, gains):
+    codec = RVQGANCodec(model=model_path)
+    c = unpack(codec.encode(clip(channels=1), Rate(quality=2)))
+    if gains is None:
+        del c.header["gain_db"]
+    else:
+        c.header["gain_db"] = gains
+    with pytest.raises(BitstreamError, match="gain_db"):
         codec.decode(pack(c))
 
 
