@@ -6,11 +6,13 @@ Trains (unless the model file exists) ``inrkit train adacode`` on
 each ``m`` measured (``Rate(bpp=...)``; every rate is measured from the file, header
 included). Writes CompressAI JSON per image and codec to
 ``benchmarks/results/adacode_<image>_<codec>.json``, a summary with the training
-record and BD numbers to ``benchmarks/results/adacode_summary.json``, and prints a
+record and BD numbers to ``benchmarks/results/adacode_summary.json`` (or both under
+``--out DIR``: a run with another model should name its own folder), and prints a
 table.
 
     python benchmarks/adacode_rd.py [--model benchmarks/models/adacode_k4.safetensors]
         [--train-time 2400] [--crop 96] [--threads 1] [--images kodim07,riaphotographs_500]
+        [--out benchmarks/results]
 
 Data are read from ``../shared/data`` relative to the repository, or from
 ``$INRKIT_DATA``. Timings on a shared 2-core machine are noisy.
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crop", type=int, default=96)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--images", default="kodim07,riaphotographs_500")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder of the JSON files")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             doc = make_results(codec_name, desc, points, "bpp", IMAGE_METRICS)
             if codec_name == "adacode":
                 doc["training"] = training
-            write_json(OUT / f"adacode_{name}_{codec_name}.json", doc)
+            write_json(args.out / f"adacode_{name}_{codec_name}.json", doc)
             for r in sorted(points, key=lambda r: r["bpp"]):
                 lines.append(
                     f"{name:20s} {codec_name:8s} {r['rate']:12s} {r['bpp']:7.4f} {r['psnr-rgb']:7.2f} "
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name:20s} adacode vs {other}: BD-rate (PSNR) "
                 f"{_fmt(values['bd-rate-psnr %'], '%')}, BD-PSNR {_fmt(values['bd-psnr dB'], ' dB')}"
             )
-    write_json(OUT / "adacode_summary.json", summary)
+    write_json(args.out / "adacode_summary.json", summary)
     print("\n".join(lines))
     return 0
 

@@ -4,11 +4,12 @@ Image: Kodak image 7 (768×512). Video: the first 32 frames of Big Buck Bunny
 (720p), downscaled to 320×180. Every codec runs in this process, one rate point
 after the other, and every rate is measured from the file (header included).
 Results are CompressAI JSON files, one per codec and signal, under
-``benchmarks/results/shacira_<signal>_<codec>.json``, and a table is printed.
+``benchmarks/results/shacira_<signal>_<codec>.json`` (or under ``--out DIR``: a run with
+other settings should name its own folder), and a table is printed.
 
     python benchmarks/shacira_rd.py [--codecs shacira,jpeg,webp,avif,siren,hashgrid]
         [--points 4] [--qualities 3,4,6,8] [--steps N] [--threads 1] [--skip-video] [--skip-image]
-        [--video-codecs shacira,...]
+        [--video-codecs shacira,...] [--out benchmarks/results]
 
 Data are read from ``../shared/data`` relative to the repository, or from
 ``$INRKIT_DATA``. Timings on a shared 2-core machine are noisy.
@@ -50,13 +51,13 @@ def run_codec(name: str, signal, points: int, options: EncodeOptions,
 
 
 def bench(tag: str, signal, codecs: list[str], points: int, options: EncodeOptions,
-          qualities: list[int] | None = None) -> None:
+          qualities: list[int] | None = None, out: Path = OUT) -> None:
     print(f"{tag}: {signal}")
     for name in codecs:
         rows = run_codec(name, signal, points, options, qualities)
         doc = make_results(f"{name}", f"{name} on {tag} ({signal.source}); inrkit benchmarks/shacira_rd.py",
                            rows, rate_key(signal.modality), metric_keys(signal.modality))
-        write_json(OUT / f"shacira_{tag}_{name}.json", doc)
+        write_json(out / f"shacira_{tag}_{name}.json", doc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-image", action="store_true")
     parser.add_argument("--qualities", default=None,
                         help="SHACIRA image quality presets to run (e.g. 3,4,6,8) instead of its ladder")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder of the JSON files")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     options = EncodeOptions(steps=args.steps)
@@ -77,10 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_image:
         image = load(DATA / "images" / "kodim07.png")
         qualities = [int(q) for q in args.qualities.split(",")] if args.qualities else None
-        bench("kodim07", image, args.codecs.split(","), args.points, options, qualities)
+        bench("kodim07", image, args.codecs.split(","), args.points, options, qualities, args.out)
     if not args.skip_video:
         video = load(DATA / "video" / "bigbuckbunny_132f_720p.mp4", frames=(0, 32), resize=(180, 320))
-        bench("bbb32", video, args.video_codecs.split(","), args.points, options)
+        bench("bbb32", video, args.video_codecs.split(","), args.points, options, out=args.out)
     return 0
 
 
