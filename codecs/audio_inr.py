@@ -37,7 +37,10 @@ literally to per-chunk networks of a few hundred weights it fits speech badly
 to a chunk's own ``[-1, 1]`` grid at the default 0.25 s chunk (about 3.8 kHz) and
 scale it with the chunk duration for other lengths (:func:`chunk_omega`). Each chunk
 is peak-normalised before fitting, as SIREN normalises its clip; the scales are
-stored as float32.
+stored as float32. ``spder-audio`` uses the same ω0 and SPDER's audio activation;
+SPDER's own audio script (``SPDER_audio.py``) keeps ω0 = 30 on every layer over
+coordinates in ``[-100, 100]`` with learning rate 5e-5, a first-layer bandwidth about
+a hundred times lower in Hz; that setting was not measured here.
 
 Departures: the SIREN and SPDER papers fit whole clips with one large network and do
 not compress; chunking, per-chunk quantization steps (one per tensor per chunk) and

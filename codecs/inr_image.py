@@ -181,7 +181,9 @@ class InrImageCodec(Codec):
         return self.fit_lr
 
     def qat_lr(self, field: Field) -> float:
-        """Fine-tuning rate: a hundredth of the backbone's fitting rate."""
+        """Fine-tuning rate: a hundredth of the backbone paper's learning rate
+        (``default_lr``; for SIREN 1e-6, the rate Strümpler et al. retrain at), not of
+        the larger rate this codec fits at."""
         return 0.01 * getattr(field, "default_lr", 1e-4)
 
     def _pack(self, signal: Signal, field: Field | None, bits: int) -> bytes:

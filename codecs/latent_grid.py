@@ -29,9 +29,13 @@ Departures from the reference code:
   uses integer frequency tables counted from the latents themselves
   (``inrkit.codecs.entropy``), as the reference's size estimate does.
 * The per-dimension normalisation ``div = max|Z|`` is taken once, from the
-  initial latents: the reference's condition ``norm_every % iteration == 0``
-  refreshes it only at iterations 1, 2, 5 and 10, where it still equals that
-  value. At export it is folded into ``W``.
+  initial latents. The reference's condition ``norm_every % iteration == 0``
+  refreshes it at iterations 1, 2, 5 and 10, by which time Adam has grown max|Z|
+  (at lr 2e-2, from 0.100 to about 0.25), so its final ``div`` is about 2.6× ours
+  and our decoder starts with 2.6× its gain. Measured on a 256×256 crop of kodim07
+  (table 2^11, λ = 1e-3, 600 half-image steps): 1.024 bpp / 29.50 dB with ours,
+  1.040 bpp / 29.36 dB with the reference's refresh rule. At export ``div`` is
+  folded into ``W``.
 * One decoder shared by all levels (the reference's ``single``) or one per
   level (``decoder_per_level``), a simplification of its ``multi`` decoder.
 """

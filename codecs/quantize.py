@@ -14,12 +14,18 @@ all tensors together with one frequency table.
 
 Departures:
 
-* No AIMET: the quantizer is written out here (AIMET's "tf" min/max encoding
-  with symmetric ranges, which is what the reference configures). During QAT
-  the step is recomputed from the current weights at every step, where AIMET
-  keeps it frozen until ``compute_encodings`` after retraining; the reference
-  recomputes it after retraining too, so the final steps agree.
-* AdaRound, which the reference can run before retraining, is not included.
+* No AIMET: the quantizer is written out here as a symmetric min/max scheme:
+  the step always covers ``max|w|``, so nothing is clipped. The reference leaves
+  AIMET's default scheme, ``tf_enhanced``, which searches the range for the best
+  signal-to-quantization-noise ratio and may clip outliers. During QAT the step is
+  recomputed from the current weights at every step.
+* AdaRound, which the reference runs by default before retraining (1,000
+  iterations per layer; it also freezes the steps it found), is not included:
+  rounding is to nearest.
+* QAT is short: the weight codecs give it about a tenth of the fitting steps (at
+  most 100 steps of 8,192 random pixels, about two passes over a 768×512 image)
+  where the reference retrains 300 full-image epochs; see
+  :func:`quantization_aware_finetune`.
 * Per-output-channel steps (axis 0) are offered besides the paper's per-tensor
   steps; 1-D tensors (biases) always use one step.
 * Tensors with the same bit width share one entropy-coding table or get one
@@ -361,8 +367,9 @@ def quantization_aware_finetune(
     signal. Each step is one Adam step on the MSE of the quantized field
     (``batch_size`` points sampled at random, or the full signal as in the
     reference); the parameters whose quantized PSNR is best are kept. Defaults
-    are the reference's (300 full-image epochs, lr 1e-6); larger rates help at
-    low bit widths.
+    are the reference's (300 full-image epochs, lr 1e-6). On a 128×128 crop with
+    100 steps at 6 bits, lr 1e-6 / 1e-5 / 1e-4 gained +0.92 / +0.61 / +0.00 dB over
+    plain post-training quantization (+0.16 dB at 8 bits with 1e-6).
 
     Returns ``{"psnr_float", "psnr_ptq", "psnr_qat"}``: before quantization,
     after plain post-training quantization, and after fine-tuning.

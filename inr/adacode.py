@@ -14,11 +14,16 @@ Followed from the reference:
 - per codebook a 1×1 conv into its code space before quantization and a 3×3 conv
   back to the latent width after it (``before_quant_group`` / ``after_quant_group``);
 - a weight predictor on the encoder's latent giving K weights per position
-  (softmax, the reference's ``weight_softmax`` option) and the combination
+  (softmax: the reference has a ``weight_softmax`` option but trains with it off,
+  on raw conv outputs; here the weights are normalised because masking keeps the
+  largest ones and the masked weights are refilled to sum to one) and the combination
   ``x = Σ_k w_k · after_quant_k(q_k)`` fed to the decoder;
 - encoder: input conv, then per level a stride-2 3×3 conv and residual blocks;
   decoder: per level nearest ×2 upsampling, a 3×3 conv and residual blocks; residual
-  blocks are (GroupNorm, SiLU, conv 3×3) × 2 plus the identity; a final 3×3 conv to RGB.
+  blocks are (GroupNorm, SiLU, conv 3×3) × 2 plus the identity; a final 3×3 conv to RGB
+  (after a SiLU, which the reference's ``out_conv`` does without);
+- in stage 2 the commitment loss of the K frozen codebooks is averaged, where the
+  reference sums it (K× weaker here; the codebooks themselves no longer move).
 
 M-AdaCode's masking: the encoder keeps the ``m`` largest weights of each position
 (exactly ``m``; ties go to the lower codebook index) and sends only the codewords

@@ -14,9 +14,11 @@ the spatial hash ``XOR_i(x_i * pi_i) mod 2^T`` with
 the d-linear interpolation of its cell's ``2^d`` corners; the levels'
 features are concatenated and fed to a small ReLU MLP.
 
-The PyTorch path reproduces tiny-cuda-nn's conventions exactly, so the two
-backends share one parameter layout and a table trained with one evaluates
-identically with the other:
+The PyTorch path reproduces tiny-cuda-nn's conventions, so the two backends
+share one parameter layout and a table trained with one evaluates with the other
+at the same corner indices (interpolation weights agree to about 2e-4:
+tiny-cuda-nn forms the grid position with one fused multiply-add, this path
+rounds twice):
 
 * inputs in ``[-1, 1]`` are mapped to ``u = (x + 1) / 2 in [0, 1]``;
 * level ``l`` has ``scale_l = N_min * b^l - 1`` (evaluated in float32 as
@@ -41,7 +43,7 @@ strip half a coarse cell wide and is harmless for fitting.
 Departures from the paper and the reference code:
 
 * ``log2_hashmap_size`` defaults to 15 rather than 19 (NeRF) or 24
-  (instant-ngp's gigapixel image config): a 768×512 image has 2^18.6 pixels, and
+  (instant-ngp's image config, ``configs/image/base.json``): a 768×512 image has 2^18.6 pixels, and
   2^15 entries × 16 levels × 2 features ≈ 1M parameters already exceed its
   1.2M sample values' worth of detail; smaller tables also keep Adam's state and
   CPU memory traffic small. ``finest_resolution`` defaults to 1024, about the
@@ -52,7 +54,13 @@ Departures from the paper and the reference code:
 * Instant-NGP's Adam is (lr 1e-2, betas (0.9, 0.99), eps 1e-15) with an L2
   regulariser of 1e-6 on the MLP weights; the fitting loop reads the first three
   from ``Field.default_lr`` and ``Field.optimizer_kwargs`` and we drop the tiny
-  L2 term.
+  L2 term. tiny-cuda-nn's Adam also skips table entries whose gradient is exactly
+  zero (their moments do not move them), where PyTorch's Adam keeps moving them on
+  old momentum; on a 256×256 crop with 8,192-point minibatches a sparse Adam gave
+  42.36 / 42.34 dB against 42.92 / 42.35 dB (two seeds), within noise. Instant-NGP
+  decays the rate by 0.33 every 10k steps after 20k; the fitting loop uses a cosine
+  schedule instead. Its image config leaves ``per_level_scale`` at tiny-cuda-nn's
+  default 2.0, where we derive ``b`` from ``finest_resolution`` as the paper does.
 """
 
 from __future__ import annotations

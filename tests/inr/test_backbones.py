@@ -86,6 +86,25 @@ def test_siren_first_layer_spans_several_periods():
     assert pre.abs().max() > math.pi  # ω0 = 30 with U(±1/n) weights: beyond one half period
 
 
+def test_siren_positional_encoding_follows_struempler():
+    from inrkit.inr.siren import positional_encoding
+
+    x = torch.tensor([[0.5, -0.25]])
+    got = positional_encoding(x, 2, 1.4)[0].tolist()
+    # [x, y, then per frequency k: sin x, cos x, sin y, cos y at 1.4^k π]
+    want = [0.5, -0.25]
+    for k in range(2):
+        for c in (0.5, -0.25):
+            want += [math.sin(1.4**k * math.pi * c), math.cos(1.4**k * math.pi * c)]
+    assert got == pytest.approx(want, abs=1e-6)
+    field = build_field("siren", width=8, depth=1, pe_frequencies=16)
+    assert field.layers[0].in_features == 2 * (1 + 2 * 16)
+    assert field.layers[0].weight.abs().max() <= 1 / 66  # SIREN's first-layer init on the encoding
+    assert build_field("siren", width=8, depth=1).layers[0].in_features == 2  # off by default
+    with pytest.raises(InputError, match="pe_frequencies"):
+        build_field("siren", pe_frequencies=64)
+
+
 def test_spder_activation_gradient_is_finite_at_zero():
     z = torch.tensor([0.0, -0.0, 1e-30, -1e-20, 1e-7, 0.5, -2.0, 40.0], requires_grad=True)
     spder_sqrt(z).sum().backward()
