@@ -47,7 +47,7 @@ from inrkit.errors import BitstreamError, InputError, ModelError
 from inrkit.inr.adacode import AdaCode, Codes, load_model
 from inrkit.registry import register_codec
 
-from .base import EncodeOptions, LearnedCodec, Rate
+from .base import EncodeOptions, LearnedCodec, Rate, single_threaded
 from .container import Container, meta_to_signal, pack
 from .entropy import decode_integers, encode_integers
 
@@ -131,6 +131,7 @@ class AdaCodeCodec(LearnedCodec):
         return pack(Container.for_signal(self.name, self.version, signal, header, sections))
 
     # -- decoding ------------------------------------------------------------
+    @single_threaded
     @torch.no_grad()
     def decode(self, data: bytes, **options) -> Signal:
         if options:
@@ -210,4 +211,4 @@ class AdaCodeCodec(LearnedCodec):
         image = model.decompress(codes)[0, :, :height, :width].clamp(0.0, 1.0)
         if shape[0] == 1:
             image = image.mean(0, keepdim=True)
-        return meta_to_signal(meta, image.contiguous())
+        return meta_to_signal(meta, image.contiguous()).quantized()

@@ -66,7 +66,14 @@ from inrkit.errors import BitstreamError, InputError
 from inrkit.inr.field import build_field, field_from_config
 from inrkit.registry import register_codec
 
-from .base import Codec, EncodeOptions, Rate, check_positive_option, check_whole_option
+from .base import (
+    Codec,
+    EncodeOptions,
+    Rate,
+    check_positive_option,
+    check_whole_option,
+    single_threaded,
+)
 from .container import Container, meta_to_signal, pack
 from .quantize import (
     deserialize_quantized,
@@ -331,6 +338,7 @@ class AudioInrCodec(Codec):
         return pack(Container.for_signal(self.name, self.version, signal, header, sections))
 
     # -- decoding ------------------------------------------------------------------
+    @single_threaded
     @torch.no_grad()
     def decode(self, data: bytes, **options) -> Signal:
         c = self.open(data)
@@ -400,7 +408,7 @@ class AudioInrCodec(Codec):
         )
         out = out * scales[:, None, None]
         values = out.reshape(-1, channels)[:length]
-        return meta_to_signal(meta, values.t().clamp(-1, 1).contiguous())
+        return meta_to_signal(meta, values.t().clamp(-1, 1).contiguous()).quantized()
 
     def _render(self, fields: ChunkFields, coords, start: int) -> torch.Tensor:
         params = {k: v[start : start + self.group_chunks] for k, v in fields.params().items()}

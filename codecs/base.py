@@ -8,12 +8,16 @@ bytes), so the measured rate is simply ``8 * len(bytes)``.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, ClassVar
+
+import torch
 
 from inrkit.datasets.limits import max_pixels
 from inrkit.datasets.signal import Signal
@@ -21,6 +25,29 @@ from inrkit.devices import check_device
 from inrkit.errors import BitstreamError, InputError, ModelError
 
 from .container import Container, unpack
+
+
+def single_threaded(decode: Callable) -> Callable:
+    """Run a decoder on one torch thread, then restore the caller's thread count.
+
+    A file must decode to the same bytes whatever the thread count (docs/bitstream.md),
+    but PyTorch's CPU convolutions and matrix products split their sums differently
+    with more threads, and the last bit of a float can then round a sample the other
+    way (seen in rvqgan, vcinr audio and nervpp decodes with 1 against 2 threads).
+    """
+
+    @functools.wraps(decode)
+    def wrapper(*args: Any, **kwargs: Any):
+        threads = torch.get_num_threads()
+        if threads == 1:
+            return decode(*args, **kwargs)
+        torch.set_num_threads(1)
+        try:
+            return decode(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    return wrapper
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from inrkit.errors import BitstreamError, InputError, ModelError
 from inrkit.inr.rvqgan import RVQGAN, level_gain_db, load_model, resample
 from inrkit.registry import register_codec
 
-from .base import EncodeOptions, LearnedCodec, Rate
+from .base import EncodeOptions, LearnedCodec, Rate, single_threaded
 from .container import Container, meta_to_signal, pack
 from .entropy import decode_integers, encode_integers
 
@@ -100,6 +100,7 @@ class RVQGANCodec(LearnedCodec):
         return pack(Container.for_signal(self.name, self.version, signal, header, sections))
 
     # -- decoding ------------------------------------------------------------
+    @single_threaded
     @torch.no_grad()
     def decode(self, data: bytes, **options) -> Signal:
         c = self.open(data)
@@ -144,7 +145,7 @@ class RVQGANCodec(LearnedCodec):
         audio = model.decode_codes(codes).squeeze(1)  # C, frames * hop
         audio = audio * torch.tensor([10 ** (-g / 20) for g in gains], dtype=audio.dtype)[:, None]
         audio = resample(audio, model.config.sample_rate, sample_rate)[:, :length]
-        return meta_to_signal(meta, audio.clamp(-1.0, 1.0).contiguous())
+        return meta_to_signal(meta, audio.clamp(-1.0, 1.0).contiguous()).quantized()
 
 
 MAX_GAIN_DB = 200.0

@@ -83,7 +83,14 @@ from inrkit.datasets.signal import Signal
 from inrkit.errors import BitstreamError, InputError
 from inrkit.registry import register_codec
 
-from .base import Codec, EncodeOptions, Rate, check_whole_option, scaled_image_shape
+from .base import (
+    Codec,
+    EncodeOptions,
+    Rate,
+    check_whole_option,
+    scaled_image_shape,
+    single_threaded,
+)
 from .container import Container, meta_to_signal, pack, read_varint, values_to_signal, write_varint
 from .entropy import decode_integers, encode_integers
 from .latent_grid import LatentGrid
@@ -523,6 +530,7 @@ class ShaciraCodec(Codec):
                 break
         return data, self.measured_rate(signal, data)
 
+    @single_threaded
     def decode(self, data: bytes, scale: float = 1.0) -> Signal:
         """The decoded signal. ``scale`` renders an image on a grid ``scale`` times finer
         (or coarser), as the weight codecs do: the hash grid is continuous, so this is

@@ -48,7 +48,7 @@ from inrkit.inr.rvqgan import resample
 from inrkit.inr.vcinr import FIXED_POINT_BITS, VCINR, LatentPrior, item_values, load_model
 from inrkit.registry import register_codec
 
-from .base import EncodeOptions, LearnedCodec, Rate
+from .base import EncodeOptions, LearnedCodec, Rate, single_threaded
 from .container import Container, meta_to_signal, pack, values_to_signal
 
 MAX_SYMBOL = 1 << 20  # far beyond any latent a trained prior produces
@@ -266,6 +266,7 @@ class VCINRCodec(LearnedCodec):
         return pack(Container.for_signal(self.name, self.version, signal, header, sections))
 
     # -- decoding -----------------------------------------------------------------------------
+    @single_threaded
     @torch.no_grad()
     def decode(self, data: bytes, **options) -> Signal:
         c = self.open(data)
@@ -338,6 +339,6 @@ class VCINRCodec(LearnedCodec):
         values = model.reconstruct(prior.g_s(y_hat), grid)
         if cfg.modality == "audio":
             audio = resample(values[..., 0], cfg.sample_rate, meta["sample_rate"])[:, : shape[1]]
-            return meta_to_signal(meta, audio.clamp(-1.0, 1.0).contiguous())
+            return meta_to_signal(meta, audio.clamp(-1.0, 1.0).contiguous()).quantized()
         signal = meta_to_signal(meta, torch.zeros(shape))
-        return values_to_signal(signal, values[0])
+        return values_to_signal(signal, values[0]).quantized()

@@ -73,7 +73,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from inrkit.codecs.base import Codec, EncodeOptions, Rate, check_positive_option, check_whole_option
+from inrkit.codecs.base import (
+    Codec,
+    EncodeOptions,
+    Rate,
+    check_positive_option,
+    check_whole_option,
+    single_threaded,
+)
 from inrkit.codecs.container import Container, meta_to_signal, pack
 from inrkit.codecs.quantize import (
     QuantizedTensor,
@@ -404,6 +411,7 @@ class VideoINRCodec(Codec):
         return pack(Container.for_signal(self.name, self.version, signal, header, {**sections, **extra}))
 
     # -- decoding ---------------------------------------------------------
+    @single_threaded
     def decode(self, data: bytes, frames: tuple[int, int] | None = None) -> Signal:
         """Decode the whole clip, or only frames ``start ≤ t < stop`` when ``frames=(start, stop)``.
 
@@ -442,7 +450,7 @@ class VideoINRCodec(Codec):
             raise BitstreamError(f"{self.name} file decodes to non-finite values")
         meta = container.signal_meta()
         meta["shape"] = [stop - start, channels, height, width]
-        return meta_to_signal(meta, decoded.clamp(0, 1))
+        return meta_to_signal(meta, decoded.clamp(0, 1)).quantized()
 
     def _rebuild(self, c: Container) -> tuple[FrameDecoder, torch.Tensor | None]:
         """The network and embeddings a file describes, each header value checked first."""

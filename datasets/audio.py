@@ -174,6 +174,7 @@ def write_audio(signal: Signal, path, *, quality: int | None = None, bitrate: in
     samples = signal.data.clamp(-1, 1).t().contiguous().numpy()
     rate = int(round(signal.sample_rate))
     with atomic_output(path) as temp:
+        temp.touch()  # a folder that refuses files fails here, as an OS error, not in the encoder
         try:
             if suffix == ".mp3":
                 _write_mp3(signal, temp, bitrate or 192)
@@ -182,7 +183,19 @@ def write_audio(signal: Signal, path, *, quality: int | None = None, bitrate: in
                 sf.write(temp, samples, rate, format="OGG", subtype="VORBIS", compression_level=level)
             else:
                 fmt = suffix.lstrip(".").upper()
-                sf.write(temp, samples, rate, format=fmt, subtype=_subtype(signal, fmt))
+                subtype = _subtype(signal, fmt)
+                data = samples if subtype == "FLOAT" else _pcm_words(signal, subtype)
+                sf.write(temp, data, rate, format=fmt, subtype=subtype)
         except (sf.LibsndfileError, av.FFmpegError, RuntimeError, ValueError) as err:
             raise InputError(f"{path}: cannot encode {signal.channels} channels at {rate} Hz as {suffix} ({err})") from err
     return path
+
+
+def _pcm_words(signal: Signal, subtype: str) -> np.ndarray:
+    """Samples rounded to the file's bit depth, as int32 words whose top bits are the
+    sample: libsndfile stores the top 8/16/24 bits of an int32 exactly, where from
+    floats it truncates for PCM WAV (and rounds for FLAC)."""
+    bits = _SUBTYPE_BITS[subtype]
+    full = 1 << (bits - 1)
+    words = torch.round(signal.data.double().clamp(-1, 1) * full).clamp(-full, full - 1)
+    return (words.to(torch.int64) << (32 - bits)).to(torch.int32).t().contiguous().numpy()

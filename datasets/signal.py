@@ -120,10 +120,13 @@ class Signal:
         return replace(self, data=data.contiguous().cpu(), meta=dict(self.meta))
 
     def quantized(self) -> Signal:
-        """The signal rounded to its bit depth, as it would be written to a file."""
+        """The signal rounded to its bit depth, as it would be written to a file
+        (float audio, from a float WAV, is written as float32 and only clamped)."""
         lo, hi = self.value_range
         levels = (1 << self.bit_depth) - 1
-        if self.modality == "audio":
+        if self.modality == "audio" and self.meta.get("subtype") in ("FLOAT", "DOUBLE"):
+            data = self.data.to(torch.float32).clamp(-1.0, 1.0)
+        elif self.modality == "audio":
             scale = float(1 << (self.bit_depth - 1))
             data = torch.round(self.data * scale).clamp(-scale, scale - 1) / scale
         else:

@@ -306,8 +306,9 @@ def log_spectral_distance(ref, rec, n_fft: int = 2048, hop: int = 512, floor: fl
 def audio_metrics(ref: Signal, rec: Signal) -> dict:
     """``psnr``, ``snr``, ``si-sdr``, ``mel-distance`` and ``lsd`` of two audio Signals.
 
-    Both are first rounded to 16-bit PCM, the audio analogue of the 8-bit
-    rounding used for images.
+    Both are first rounded to their bit depth (:meth:`Signal.quantized`), as they
+    would be written to a file: the audio analogue of the 8-bit rounding used for
+    images.
     """
     for x, what in ((ref, "reference"), (rec, "reconstruction")):
         if not isinstance(x, Signal) or x.modality != "audio":
@@ -316,7 +317,7 @@ def audio_metrics(ref: Signal, rec: Signal) -> dict:
         raise InputError(
             f"sample rates differ: reference {ref.sample_rate:g} Hz, reconstruction {rec.sample_rate:g} Hz"
         )
-    a, b = _pcm16(ref.data), _pcm16(rec.data)
+    a, b = ref.quantized().data.double(), rec.quantized().data.double()
     n = a.shape[1]
     return {
         "psnr": audio_psnr(a, b),
@@ -325,10 +326,6 @@ def audio_metrics(ref: Signal, rec: Signal) -> dict:
         "mel-distance": mel_distance(a, b, sample_rate=ref.sample_rate) if n > 1024 else math.nan,
         "lsd": log_spectral_distance(a, b) if n > 1024 else math.nan,
     }
-
-
-def _pcm16(x: torch.Tensor) -> torch.Tensor:
-    return torch.round(x.double().clamp(-1, 1) * 32768.0).clamp(-32768, 32767) / 32768.0
 
 
 def signal_metrics(ref: Signal, rec: Signal) -> dict:

@@ -58,7 +58,10 @@ def test_round_trip_every_m(model_path, image):
         x = torch.nn.functional.pad(image.data[None], (0, 3, 0, 3), mode="replicate")
         with torch.no_grad():
             ref = model(x, m=m).image[0, :, :37, :53].clamp(0, 1)
-        torch.testing.assert_close(out.data, ref, atol=1e-5, rtol=1e-5)
+        # ... rounded to the image's 8 bits (at most one step off, where the float
+        # forward pass lands within its error of a rounding boundary)
+        assert (out.data * 255 - torch.round(out.data * 255)).abs().max() < 1e-4
+        assert (out.data - ref).abs().max() <= 0.5 / 255 + 1e-5
         assert torch.equal(AdaCodeCodec(model=model_path).decode(data).data, out.data)
         sizes.append(len(data))
     assert sizes[0] < sizes[2]

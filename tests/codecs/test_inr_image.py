@@ -119,8 +119,8 @@ def test_rate_for_audio_codec_kind_is_refused(crop):
 def test_header_carries_only_non_default_architecture_options(siren_file):
     header = unpack(siren_file[0]).header
     assert "in_dim" not in header["arch"] and "out_channels" not in header["arch"]
-    assert set(header["arch"]) <= {"width", "depth", "first_omega_0", "hidden_omega_0"}
-    assert len(json.dumps(header)) < 120
+    assert set(header["arch"]) <= {"width", "depth", "first_omega_0", "hidden_omega_0", "pe_frequencies"}
+    assert len(json.dumps(header)) < 140
 
 
 def test_crc_fixed_mutations_of_the_header_never_crash(siren_file):
@@ -152,3 +152,15 @@ def test_fourier_features_grow_with_the_width_and_sigma_with_the_image(crop):
         assert config["sigma"] == pytest.approx(10.0 * 48 / 512, abs=1e-3)
     wide = crop.with_values(torch.zeros(16, 512, 3))
     assert codec.sized_config(wide, 2_000)["sigma"] == pytest.approx(10.0)  # Tancik et al. at 512 px
+
+
+def test_siren_codec_puts_struempler_positional_encoding_first(siren_file):
+    from inrkit.codecs.inr_image import pe_frequencies_for
+
+    assert pe_frequencies_for(768) == 16  # Strümpler et al.'s Kodak setting
+    assert [pe_frequencies_for(n) for n in (48, 8, 4, 3)] == [8, 3, 1, 0]
+    assert 1.4 ** (pe_frequencies_for(48) - 1) <= 48 / 4 < 1.4 ** pe_frequencies_for(48)
+    arch = unpack(siren_file[0]).header["arch"]
+    assert arch["pe_frequencies"] == 8  # the 48-pixel crop
+    field = api.decode(siren_file[0])  # the decoder rebuilds the encoded input layer
+    assert field.data.shape == (3, 48, 48)

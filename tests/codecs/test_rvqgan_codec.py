@@ -185,3 +185,28 @@ def test_rejects_images_and_bpp(model_path):
         codec.encode(clip(), Rate(bpp=1.0))
     with pytest.raises(InputError, match="handles audio, not image"):
         codec.encode(Signal(torch.rand(3, 8, 8), "image"), Rate(kbps=8))
+
+
+def test_decoding_runs_on_one_thread_and_restores_the_count(model_path, monkeypatch):
+    codec = RVQGANCodec(model=model_path)
+    data = codec.encode(clip(), Rate(quality=4))
+    model = codec._model()[0]
+    seen, decode_codes = [], model.decode_codes
+    monkeypatch.setattr(model, "decode_codes", lambda codes: (seen.append(torch.get_num_threads()), decode_codes(codes))[1])
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        codec.decode(data)
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1] and after == 2
+
+
+def test_every_inrk_codec_decodes_on_one_thread():
+    from inrkit.codecs.classical import ClassicalCodec
+
+    inrk = [n for n in CODECS.names() if not issubclass(CODECS.get(n), ClassicalCodec)]
+    assert len(inrk) >= 10
+    unwrapped = [n for n in inrk if not hasattr(CODECS.get(n).decode, "__wrapped__")]
+    assert unwrapped == []

@@ -4,7 +4,7 @@ import soundfile as sf
 import torch
 
 from inrkit import InputError
-from inrkit.datasets import load, save
+from inrkit.datasets import Signal, load, save
 
 
 def _snr(reference: torch.Tensor, estimate: torch.Tensor) -> float:
@@ -130,3 +130,27 @@ def test_signal_modality_must_match_writer(tmp_path, photo):
     with pytest.raises(InputError, match="expected an audio signal, found a 'image' signal"):
         write_audio(photo, tmp_path / "x.wav")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("ext", "bit_depth"), [("wav", 16), ("flac", 16), ("wav", 8), ("wav", 24), ("flac", 24)])
+def test_samples_between_steps_are_rounded_not_truncated(tmp_path, ext, bit_depth):
+    # a decoder's float output lands between the file's steps: the file gets the nearest
+    step = 2.0 ** -(bit_depth - 1)
+    steps = torch.tensor([[0.7, 0.3, -0.3, -0.7, 1.6, -1.6, 2.4]])
+    sig = Signal(steps * step, "audio", bit_depth=bit_depth, sample_rate=8000)
+    back = load(save(sig, tmp_path / f"x.{ext}"))
+    assert torch.equal(torch.round(back.data / step), torch.tensor([[1.0, 0, 0, -1, 2, -2, 2]]))
+    assert torch.equal(back.data, sig.quantized().data)
+
+
+def test_a_folder_that_refuses_files_is_a_write_error_not_an_encoding_error(tmp_path, make_tone, monkeypatch):
+    import pathlib
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(pathlib.Path, "touch", refuse)
+    with pytest.raises(InputError, match="cannot write") as err:
+        save(make_tone(), tmp_path / "x.wav")
+    assert "encode" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []

@@ -134,3 +134,13 @@ def test_mel_distance_and_lsd():
     assert set(m) == {"psnr", "snr", "si-sdr", "mel-distance", "lsd"}
     with pytest.raises(InputError, match="sample rates differ"):
         metrics.audio_metrics(sig, Signal(near, "audio", sample_rate=8000))
+
+
+def test_audio_is_rounded_to_its_own_bit_depth():
+    # an 8-bit clip: values within half an 8-bit step of the reference write the same file
+    ref = Signal(torch.round(torch.linspace(-0.9, 0.9, 2048) * 128)[None] / 128, "audio",
+                 bit_depth=8, sample_rate=8000)
+    near = Signal(ref.data + 0.3 / 128, "audio", bit_depth=8, sample_rate=8000)
+    assert metrics.audio_metrics(ref, near)["psnr"] == math.inf
+    as16 = Signal(near.data, "audio", bit_depth=16, sample_rate=8000)
+    assert metrics.audio_metrics(ref, as16)["psnr"] < 60  # at 16 bits the offset is kept
