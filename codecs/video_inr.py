@@ -412,8 +412,9 @@ class VideoINRCodec(Codec):
 
     # -- decoding ---------------------------------------------------------
     @single_threaded
-    def decode(self, data: bytes, frames: tuple[int, int] | None = None) -> Signal:
-        """Decode the whole clip, or only frames ``start ≤ t < stop`` when ``frames=(start, stop)``.
+    def decode(self, data: bytes, frames: tuple[int, int | None] | None = None) -> Signal:
+        """Decode the whole clip, or only frames ``start ≤ t < stop`` when ``frames=(start, stop)``
+        (``stop=None``: to the end).
 
         Frames are decoded one at a time: a batched matrix product may round
         differently from a single one, and a frame must decode to the same
@@ -423,7 +424,9 @@ class VideoINRCodec(Codec):
             raise BitstreamError(f"{self.name} file holds a {container.modality} of shape {container.shape}")
         num_frames, channels, height, width = container.shape
         try:
-            start, stop = (0, num_frames) if frames is None else (operator.index(v) for v in frames)
+            start, stop = (0, None) if frames is None else frames
+            start = operator.index(start)
+            stop = num_frames if stop is None else operator.index(stop)
         except (TypeError, ValueError):
             raise InputError(f"frames must be a (start, stop) pair of integers, got {frames!r}") from None
         if not 0 <= start < stop <= num_frames:

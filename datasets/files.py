@@ -64,6 +64,9 @@ def natural_key(path: Path) -> list:
 def _prepare_target(path: Path) -> Path:
     if path.is_dir():
         raise InputError(f"{path}: is a folder; expected a file name to write to")
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            raise InputError(f"{path}: cannot write ({parent} is a file, not a folder)")
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -19,10 +19,11 @@ from PIL import Image
 from inrkit.errors import InputError
 
 from .audio import AUDIO_EXTENSIONS, read_audio, write_audio
+from .audio import WRITE_EXTENSIONS as AUDIO_WRITE_EXTENSIONS
 from .files import check_input_file, describe_content
-from .image import IMAGE_EXTENSIONS, read_image, write_image
+from .image import IMAGE_EXTENSIONS, WRITE_FORMATS, read_image, write_image
 from .signal import MODALITIES, Signal
-from .video import VIDEO_EXTENSIONS, read_frame_folder, read_video, write_video
+from .video import H264_EXTENSIONS, VIDEO_EXTENSIONS, read_frame_folder, read_video, write_video
 
 _ARTICLE = {"image": "an image", "video": "a video", "audio": "an audio file", None: "a media file"}
 
@@ -109,6 +110,21 @@ def load(path, *, modality: str | None = None, frames=None, resize=None, max_pix
     if resize is not None:
         raise InputError(f"{path}: resize applies to images and video, not to audio")
     return read_audio(path, frames=frames, max_bytes=max_bytes)
+
+
+def check_writable_as(path, modality: str) -> None:
+    """Refuse, before any work, an output whose extension the ``modality``'s writer does
+    not take (the writers refuse it too, but only once there is a signal to write)."""
+    suffix = Path(path).suffix.lower()
+    takes = {
+        "image": sorted(WRITE_FORMATS),
+        "video": [*sorted(H264_EXTENSIONS | {".y4m"}), "a path without extension (PNG frames)"],
+        "audio": sorted(AUDIO_WRITE_EXTENSIONS),
+    }[modality]
+    if suffix in takes or (modality == "video" and not suffix):
+        return
+    raise InputError(f"{path}: cannot write {modality} as {suffix or 'a file without extension'!r}; "
+                     f"{modality} is written as {', '.join(takes)}")
 
 
 def save(signal: Signal, path, *, quality: int | None = None, crf: int | None = None,

@@ -22,13 +22,16 @@ from inrkit.errors import InputError, InrkitError
 RATE_FLAGS = ("bpp", "kbps", "quality", "lmbda")
 
 
-def _parse_range(text: str) -> tuple[int, int]:
-    """``"10:42"`` → (10, 42), frames 10 to 41; ``":32"`` → (0, 32)."""
+def _parse_range(text: str) -> tuple[int, int | None]:
+    """``"10:42"`` → (10, 42), frames 10 to 41; ``":32"`` → (0, 32); ``"10:"`` → (10, None),
+    frame 10 to the end."""
     try:
-        start, _, stop = text.partition(":")
-        return int(start or 0), int(stop)
+        start, colon, stop = text.partition(":")
+        if not colon:
+            raise ValueError
+        return int(start or 0), int(stop) if stop.strip() else None
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected START:STOP (e.g. 0:32), got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected START:STOP (e.g. 0:32 or 10:), got {text!r}") from None
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -119,6 +122,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     inp, out = Path(args.input), Path(args.output)
     _check_not_input(inp, out)
+    from inrkit.codecs.container import read_file_bytes
+    from inrkit.datasets.io import check_writable_as
+
+    check_writable_as(out, read_file_bytes(inp)[1].modality)  # before a long decode
     options = {}
     if args.scale != 1.0:
         options["scale"] = args.scale

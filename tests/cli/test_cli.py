@@ -148,7 +148,7 @@ def test_refuses_to_overwrite_its_input(image_file, capsys):
 
 def test_bad_argument_values_exit_2_in_one_line(image_file, tmp_path, capsys):
     for argv in (["--bpp", "-1"], ["--quality", "9"], ["--bpp", "x"], ["--bpp", "1", "--quality", "2"],
-                 ["--frames", "2:"], ["--resize", "axb"], ["--bogus"]):  # fmt: skip
+                 ["--frames", "2"], ["--resize", "axb"], ["--bogus"]):  # fmt: skip
         assert main(["encode", str(image_file), "-o", str(tmp_path / "x.inrk"), *argv]) == 2
         line = _error_line(capsys)  # not argparse's usage text
         assert line.startswith("inrkit: error: inrkit encode: ") and "see inrkit encode --help" in line
@@ -225,3 +225,27 @@ def test_gray_with_alpha_gets_a_summary(tmp_path, capsys):
     out = tmp_path / "la.inrk"
     assert main(["encode", str(path), "-o", str(out), "--codec", "siren", "--steps", "5", "-q"]) == 0
     assert re.search(r"PSNR \d+\.\d\d dB", capsys.readouterr().out) and out.exists()
+
+
+def test_frame_ranges_may_be_open_ended():
+    from inrkit.cli import _parse_range
+
+    assert _parse_range("10:42") == (10, 42) and _parse_range(":32") == (0, 32)
+    assert _parse_range("10:") == (10, None)
+
+
+def test_an_output_format_the_modality_cannot_take_is_refused_before_decoding(encoded, tmp_path, capsys,
+                                                                             monkeypatch):
+    from inrkit import api
+
+    monkeypatch.setattr(api, "decode", lambda *a, **k: pytest.fail("decoded before checking the output"))
+    out = tmp_path / "out.wav"
+    assert main(["decode", str(encoded), "-o", str(out)]) == 2
+    assert "cannot write image as '.wav'; image is written as" in _error_line(capsys)
+    assert not out.exists()
+
+
+def test_an_output_below_a_file_says_so(encoded, image_file, tmp_path, capsys):
+    out = image_file.parent / "crop.png" / "x.png"
+    assert main(["decode", str(encoded), "-o", str(out)]) == 2
+    assert "crop.png is a file, not a folder" in _error_line(capsys)
