@@ -103,11 +103,13 @@ def cmd_encode(args: argparse.Namespace) -> int:
     api.save(data, out)
     print(f"{out}: {rate_text} ({len(data)} bytes), {quality}, encoded in {seconds:.1f} s")
     target = args.bpp if args.bpp is not None else args.kbps
-    if target is not None and rate > 1.1 * target:
-        # Usually a target below the codec's smallest file for this input, which the codecs
-        # then write; say so rather than let the summary pass for a hit.
+    if target is not None and not 1 / 1.1 <= rate / target <= 1.1:
+        # Usually a target outside what the codec can make of this input (below its
+        # smallest file, or above its largest: a learned codec's finest setting, SHACIRA's
+        # largest table after few steps); say so rather than let the summary pass for a hit.
         flag = "--kbps" if args.kbps is not None else "--bpp"
-        print(f"inrkit: note: the file's rate, {rate_text}, is more than 10 % above the "
+        side = "above" if rate > target else "below"
+        print(f"inrkit: note: the file's rate, {rate_text}, is more than 10 % {side} the "
               f"{flag} target of {target:g}", file=sys.stderr)
     return 0
 

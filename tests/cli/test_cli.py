@@ -139,6 +139,14 @@ def test_an_unreachable_rate_target_is_pointed_out(image_file, tmp_path, capsys)
     assert out.exists()
 
 
+def test_a_rate_target_beyond_the_codec_is_pointed_out(image_file, tmp_path, capsys):
+    out = tmp_path / "x.inrk"  # 3 steps leave SHACIRA's latents near zero: far below 20 bpp
+    assert main(["encode", str(image_file), "-o", str(out), "--codec", "shacira", "--bpp", "20",
+                 "--steps", "3", "-q"]) == 0
+    assert "is more than 10 % below the --bpp target of 20" in capsys.readouterr().err
+    assert out.exists()
+
+
 def test_refuses_to_overwrite_its_input(image_file, capsys):
     before = image_file.read_bytes()
     assert main(["encode", str(image_file), "-o", str(image_file), "--steps", "5"]) == 2
