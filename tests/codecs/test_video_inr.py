@@ -82,6 +82,7 @@ def test_frame_range_equals_full_decode(encoded):
     assert torch.equal(codec.decode(data, frames=(1, 3)).data, full.data[1:3])
     assert torch.equal(codec.decode(data, frames=(3, 4)).data, full.data[3:])
     assert torch.equal(codec.decode(data, frames=(2, None)).data, full.data[2:])  # to the end
+    assert torch.equal(full.data, full.quantized().data)  # already rounded to 8 bits
 
 
 def test_the_api_refuses_an_image_option_for_video(encoded):
