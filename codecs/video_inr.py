@@ -443,10 +443,6 @@ class VideoINRCodec(Codec):
             )
 
         model, embeddings = self._rebuild(container)
-        meta = container.signal_meta()
-        one_frame = meta_to_signal({**meta, "shape": [1, channels, height, width]},
-                                   torch.zeros(1, channels, height, width))  # checks the metadata
-        levels = (1 << one_frame.bit_depth) - 1
         out = []
         with torch.no_grad():
             for index in torch.arange(start, stop).split(1):
@@ -454,11 +450,10 @@ class VideoINRCodec(Codec):
                 frame = model(x)[..., :height, :width]
                 if not torch.isfinite(frame).all():
                     raise BitstreamError(f"{self.name} file decodes to non-finite values")
-                # Rounded to the bit depth frame by frame, in place: a whole-clip
-                # Signal.quantized() would hold several copies of a long clip at once.
-                out.append(frame.clamp_(0, 1).mul_(levels).round_().div_(levels))
+                out.append(frame.clamp_(0, 1))
+        meta = container.signal_meta()
         meta["shape"] = [stop - start, channels, height, width]
-        return meta_to_signal(meta, torch.cat(out))
+        return meta_to_signal(meta, torch.cat(out)).quantized()
 
     def _rebuild(self, c: Container) -> tuple[FrameDecoder, torch.Tensor | None]:
         """The network and embeddings a file describes, each header value checked first."""

@@ -126,11 +126,11 @@ class Signal:
         levels = (1 << self.bit_depth) - 1
         if self.modality == "audio" and self.meta.get("subtype") in ("FLOAT", "DOUBLE"):
             data = self.data.to(torch.float32).clamp(-1.0, 1.0)
-        elif self.modality == "audio":
+        elif self.modality == "audio":  # one copy, rounded in place: clips and videos are long
             scale = float(1 << (self.bit_depth - 1))
-            data = torch.round(self.data * scale).clamp(-scale, scale - 1) / scale
+            data = (self.data * scale).round_().clamp_(-scale, scale - 1).div_(scale)
         else:
-            data = torch.round((self.data - lo) / (hi - lo) * levels) / levels * (hi - lo) + lo
+            data = (self.data - lo).div_(hi - lo).mul_(levels).round_().div_(levels).mul_(hi - lo).add_(lo)
         return replace(self, data=data, meta=dict(self.meta))
 
     def __repr__(self) -> str:
