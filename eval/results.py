@@ -14,6 +14,7 @@ reconstruction's infinite PSNR, MS-SSIM of a tiny image) are written as
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -105,3 +106,26 @@ def read_results(path) -> dict:
 
 def results_rate_key(doc: dict) -> str:
     return next(k for k in RATE_KEYS if k in doc["results"])
+
+
+def quality_at_rate(doc: dict, rate: float, metric: str = "psnr-rgb") -> float | None:
+    """``metric`` of a results document at exactly ``rate``, linear in log-rate between
+    the two neighbouring points (how the docs' equal-rate gaps are computed); None
+    outside the curve's rate range or where a neighbour lacks the metric."""
+    results = validate_results(doc)["results"]
+    if metric not in results:
+        raise InputError(f"results {doc['name']!r} have no {metric!r} (found {sorted(results)})")
+    if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
+        raise InputError(f"rate must be a positive number, got {rate!r}")
+    points = sorted(((r, q) for r, q in zip(results[results_rate_key(doc)], results[metric], strict=True)
+                     if r is not None and r > 0), key=lambda point: point[0])
+    for (r0, q0), (r1, q1) in itertools.pairwise(points):
+        if r0 <= rate <= r1:
+            if q0 is None or q1 is None:
+                return None
+            if r1 == r0:
+                return (q0 + q1) / 2
+            return q0 + math.log(rate / r0) / math.log(r1 / r0) * (q1 - q0)
+    if len(points) == 1 and points[0][0] == rate:
+        return points[0][1]
+    return None

@@ -4,7 +4,13 @@ import math
 import pytest
 
 from inrkit import InputError
-from inrkit.eval.results import make_results, read_results, validate_results, write_json
+from inrkit.eval.results import (
+    make_results,
+    quality_at_rate,
+    read_results,
+    validate_results,
+    write_json,
+)
 
 
 def test_make_results_sorts_by_rate_and_write_is_strict_json(tmp_path):
@@ -55,3 +61,26 @@ def test_packaged_kodak_reference_is_well_formed():
         assert curve["source"] and len(curve["bpp"]) == len(curve["psnr-rgb"]) >= 3, name
         assert curve["bpp"] == sorted(curve["bpp"])
     assert ref["methods"]["JPEG"]["psnr-rgb"][0] == pytest.approx(23.78, abs=0.01)
+
+
+def test_quality_at_rate_interpolates_linearly_in_log_rate():
+    doc = {"name": "x", "results": {"bpp": [1.0, 0.25, 0.5], "psnr-rgb": [36.0, 30.0, 33.0]}}
+    assert quality_at_rate(doc, 0.5) == pytest.approx(33.0)
+    assert quality_at_rate(doc, 0.25) == pytest.approx(30.0)
+    assert quality_at_rate(doc, 1.0) == pytest.approx(36.0)
+    # halfway between 0.5 and 1 in log-rate, not in rate
+    assert quality_at_rate(doc, math.sqrt(0.5)) == pytest.approx(34.5)
+    assert quality_at_rate(doc, 0.75) == pytest.approx(33.0 + 3.0 * math.log(1.5) / math.log(2))
+    # outside the curve there is no value, and a missing neighbour gives none either
+    assert quality_at_rate(doc, 0.2) is None and quality_at_rate(doc, 1.5) is None
+    gappy = {"name": "x", "results": {"bpp": [0.25, 0.5], "psnr-rgb": [30.0, None]}}
+    assert quality_at_rate(gappy, 0.3) is None
+
+
+@pytest.mark.parametrize("rate, message", [(0.0, "positive"), (float("nan"), "positive"), ("1", "positive")])
+def test_quality_at_rate_refuses_bad_rates_and_metrics(rate, message):
+    doc = {"name": "x", "results": {"bpp": [0.25, 0.5], "psnr-rgb": [30.0, 33.0]}}
+    with pytest.raises(InputError, match=message):
+        quality_at_rate(doc, rate)
+    with pytest.raises(InputError, match="no 'ms-ssim-rgb'"):
+        quality_at_rate(doc, 0.3, "ms-ssim-rgb")
