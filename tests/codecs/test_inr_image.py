@@ -164,3 +164,18 @@ def test_siren_codec_puts_struempler_positional_encoding_first(siren_file):
     assert arch["pe_frequencies"] == 8  # the 48-pixel crop
     field = api.decode(siren_file[0])  # the decoder rebuilds the encoded input layer
     assert field.data.shape == (3, 48, 48)
+
+
+def test_rate_control_keeps_eight_bits_whenever_they_land_within_the_tolerance():
+    from inrkit.codecs.inr_image import SIZING_BITS, _choose_bits
+
+    preferred = range(7, 11)
+    target = 1000.0
+    # 8 bits at -7 % and 9 bits at +4 %: the nearest would be 9, but 8 is kept
+    sizes = {7: 820, 8: 930, 9: 1040, 10: 1150}
+    assert SIZING_BITS == 8 and _choose_bits(sizes, target, preferred) == 8
+    # 8 bits outside the tolerance: the nearest width that lands inside it
+    assert _choose_bits({7: 700, 8: 800, 9: 960, 10: 1080}, target, preferred) == 9
+    assert _choose_bits({7: 1050, 8: 1200, 9: 1350, 10: 1500}, target, preferred) == 7
+    # none inside: the caller resizes the network
+    assert _choose_bits({7: 500, 8: 600, 9: 700, 10: 800}, target, preferred) is None
