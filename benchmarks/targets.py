@@ -34,12 +34,6 @@ from inrkit.eval.results import quality_at_rate, read_results, write_json
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def published(name: str) -> dict:
-    """A published Kodak-mean curve as a results document."""
-    curve = kodak_reference()["methods"][name]
-    return {"name": name, "results": {"bpp": curve["bpp"], "psnr-rgb": curve["psnr-rgb"]}}
-
-
 def merged(name: str, *docs: dict) -> dict:
     """One curve from the points of several runs of the same deterministic codec."""
     points = sorted({(b, q) for doc in docs
@@ -77,6 +71,12 @@ def collect(results: Path) -> list[dict]:
     def classical(name: str, image: str, *runs: str) -> dict:
         return merged(name, ours(f"classical_rd/per-image/{name}/{image}.json"), *map(ours, runs))
 
+    kodak = kodak_reference()["methods"]
+
+    def paper(name: str) -> dict:
+        """A published Kodak-mean curve as a results document."""
+        return {"name": name, "results": {"bpp": kodak[name]["bpp"], "psnr-rgb": kodak[name]["psnr-rgb"]}}
+
     rows: list[dict] = []
     # Issue 3: the best weight codec (siren at every target) against JPEG everywhere and
     # WebP at 0.25 bpp: the benchmark's 100 s fits, and 1000 s and 3000 s ones, one CPU thread each.
@@ -87,10 +87,9 @@ def collect(results: Path) -> list[dict]:
         siren = {**ours(f"{folder}/siren.json"), "name": label}
         rows += gaps(3, "beat JPEG at every point", siren, jpeg, image="kodim07")
         rows += gaps(3, "match WebP at 0.25 bpp", siren, webp, image="kodim07", hi=0.3)
-    for paper in ("Struempler2022-basic-8bit", "Struempler2022-meta-7bit"):
-        rows += gaps(3, "beat JPEG at every point", published(paper), published("JPEG"), image="Kodak mean")
-        rows += gaps(3, "match WebP at 0.25 bpp", published(paper), published("WebP"),
-                     image="Kodak mean", hi=0.3)
+    for method in ("Struempler2022-basic-8bit", "Struempler2022-meta-7bit"):
+        rows += gaps(3, "beat JPEG at every point", paper(method), paper("JPEG"), image="Kodak mean")
+        rows += gaps(3, "match WebP at 0.25 bpp", paper(method), paper("WebP"), image="Kodak mean", hi=0.3)
     # Issue 4: SHACIRA against the best weight codec at 0.5 bpp and against WebP from
     # 0.25 to 1 bpp (1200 half-image steps; the siren rerun in the same setting).
     shacira = ours("shacira_kodim07_shacira.json")
@@ -107,8 +106,8 @@ def collect(results: Path) -> list[dict]:
     for image in ("kodim07", "riaphotographs_500"):
         rows += gaps(8, "beat the weight codec at equal bpp", ours(f"vcinr_longp_{image}_vcinr-refined.json"),
                      ours(f"vcinr_longp_{image}_siren.json"), image=image)
-    rows += gaps(8, "beat the weight codec at equal bpp", published("VC-INR"),
-                 published("Struempler2022-basic-8bit"), image="Kodak mean")
+    rows += gaps(8, "beat the weight codec at equal bpp", paper("VC-INR"),
+                 paper("Struempler2022-basic-8bit"), image="Kodak mean")
     return rows
 
 
