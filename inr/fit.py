@@ -39,6 +39,13 @@ Conventions.
   reaching ``target_psnr``, whichever comes first. With ``keep_best`` the
   returned field holds the parameters with the lowest recorded finite loss (so a
   run that diverges to nan returns its last good state).
+* ``collapse_db`` (off by default) guards against divergence during training:
+  when a record's PSNR falls more than that many dB below the best record, the
+  field and Adam's state go back to the best record's and the learning rate is
+  halved for the rest of the run (:class:`~inrkit.inr.divergence.DivergenceGuard`;
+  ``FitResult.recoveries`` counts the falls; the history then holds two records of
+  that step, the fall and the restored state). It needs a loss with an ``"mse"``
+  term.
 * Ctrl-C (``KeyboardInterrupt``) ends the loop cleanly: the field fitted so far
   is returned with ``stopped_by == "interrupt"`` (``result.interrupted``).
   A second Ctrl-C during the final evaluation propagates as usual.
@@ -77,6 +84,7 @@ from inrkit.devices import check_device
 from inrkit.errors import InputError
 from inrkit.registry import FIELDS
 
+from .divergence import DivergenceGuard
 from .field import Field, build_field
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], "torch.Tensor | dict[str, torch.Tensor]"]
@@ -114,6 +122,7 @@ class FitResult:
     loss: float  # objective of the returned parameters on the whole signal
     psnr: float  # PSNR of the returned parameters (NaN when the loss reports no "mse")
     compiled: bool
+    recoveries: int = 0  # times collapse_db's guard went back to the best record
     config: dict[str, Any] = dataclasses.field(default_factory=dict)  # the settings used
 
     @property
@@ -144,6 +153,7 @@ def fit(
     compile: bool | str = "auto",
     log_every: int | None = None,
     keep_best: bool = True,
+    collapse_db: float | None = None,
     **field_config: Any,
 ) -> FitResult:
     """Fit a coordinate field to ``signal``.
@@ -195,7 +205,7 @@ def fit(
         steps=steps if steps is not None or time_budget is not None else DEFAULT_STEPS,
         time_budget=time_budget, target_psnr=target_psnr, lr=lr, batch_size=batch_size,
         lr_schedule=lr_schedule, seed=seed, device=device, progress=progress,
-        compile=compile, log_every=log_every, keep_best=keep_best,
+        compile=compile, log_every=log_every, keep_best=keep_best, collapse_db=collapse_db,
     )
 
 
@@ -222,6 +232,7 @@ def fit_values(
     compile: bool | str = "auto",
     log_every: int | None = None,
     keep_best: bool = True,
+    collapse_db: float | None = None,
 ) -> FitResult:
     """Train ``field`` so that ``field(coords) ≈ values``; the general fitting loop.
 
@@ -238,6 +249,7 @@ def fit_values(
     steps, time_budget, target_psnr, batch_size, log_every = _check_budget(
         steps, time_budget, target_psnr, batch_size, log_every, lr_schedule, compile
     )
+    guard = None if collapse_db is None else DivergenceGuard(collapse_db)
     if lr is not None and not (_real(lr) and 0 < lr < math.inf):
         raise InputError(f"lr must be a positive number, got {lr!r}")
     coords, values = _flatten(field, coords, values)
@@ -265,8 +277,9 @@ def fit_values(
 
     def record(step: int, seconds: float, terms: dict[str, float]) -> float:
         nonlocal best, last_record
-        if "mse" not in terms and target_psnr is not None:
-            raise InputError("target_psnr needs a loss_fn that returns an 'mse' term")
+        if "mse" not in terms and (target_psnr is not None or guard is not None):
+            option = "target_psnr" if target_psnr is not None else "collapse_db"
+            raise InputError(f"{option} needs a loss_fn that returns an 'mse' term")
         row = {
             "step": step,
             "loss": terms["loss"],
@@ -293,7 +306,8 @@ def fit_values(
             if time_budget is not None and elapsed >= time_budget:
                 stopped_by = "time"
                 break
-            _set_lr(optimizer, lr_schedule, step, steps, elapsed, time_budget)
+            _set_lr(optimizer, lr_schedule, step, steps, elapsed, time_budget,
+                    1.0 if guard is None else guard.lr_scale)
             if full_batch:
                 batch_coords, batch_values = coords, values
             else:
@@ -314,6 +328,8 @@ def fit_values(
                 if target_psnr is not None and psnr >= target_psnr:
                     stopped_by = "target"
                     break
+                if guard is not None and guard.update(psnr, field, optimizer):
+                    continue  # this step's gradient belongs to the state just left behind
             optimizer.step()
             step += 1
             bar.update()
@@ -340,11 +356,13 @@ def fit_values(
         loss=history["loss"][index],
         psnr=history["psnr"][index],
         compiled=step_loss.compiled,
+        recoveries=0 if guard is None else guard.recoveries,
         config={
             "steps": steps, "time_budget": time_budget, "target_psnr": target_psnr,
             "lr": [g["initial_lr"] for g in optimizer.param_groups], "batch_size": batch_size,
             "lr_schedule": lr_schedule, "seed": seed, "device": str(device),
             "log_every": log_every, "keep_best": keep_best, "compile": compile,
+            "collapse_db": collapse_db,
             "field": field.config_dict() if isinstance(field, Field) else None,
         },
     )
@@ -425,8 +443,12 @@ def _evaluate(field: nn.Module, loss_fn: LossFn, coords: torch.Tensor, values: t
     return total
 
 
-def _set_lr(optimizer, schedule: str, step: int, steps: int | None, elapsed: float, budget: float | None) -> None:
+def _set_lr(optimizer, schedule: str, step: int, steps: int | None, elapsed: float, budget: float | None,
+            scale: float = 1.0) -> None:
     if schedule == "constant":
+        if scale != 1.0:
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * scale
         return
     progress = 0.0
     if steps is not None:
@@ -435,7 +457,7 @@ def _set_lr(optimizer, schedule: str, step: int, steps: int | None, elapsed: flo
         progress = max(progress, elapsed / budget)
     factor = 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
     for group in optimizer.param_groups:
-        group["lr"] = group["initial_lr"] * factor
+        group["lr"] = group["initial_lr"] * factor * scale
 
 
 def _flatten(field: nn.Module, coords: torch.Tensor, values: torch.Tensor):

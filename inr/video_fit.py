@@ -14,7 +14,8 @@ that training still ends on a decayed learning rate. A divergence guard (not in
 the reference, which trains at 1e-3): when an epoch's PSNR falls more than
 ``collapse_db`` below the best epoch so far, or is not finite, the network and
 Adam's state go back to the end of that best epoch and the learning rate is
-halved for the rest of training. The codecs train at 1e-2, which gains 3–5 dB
+halved for the rest of training
+(:class:`~inrkit.inr.divergence.DivergenceGuard`). The codecs train at 1e-2, which gains 3–5 dB
 on CPU-sized clips, and at that rate HNeRV on 32 frames of 180×320 collapsed to
 a constant frame (22.5 → 11.9 dB) at the peak of the schedule. Before training, the
 activation memory of one step is estimated (:meth:`FrameDecoder.activation_elements`)
@@ -23,7 +24,6 @@ and a clip that would not fit is refused with an InputError.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import sys
@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from inrkit.errors import InputError
 
+from .divergence import DivergenceGuard
 from .nerv import FrameDecoder
 
 LOSSES = ("l2", "l1", "l1+ssim")
@@ -62,8 +63,8 @@ class VideoFitConfig:
             raise InputError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if not 0.0 <= self.warmup < 1.0:
             raise InputError(f"warmup is a fraction of training in [0, 1), got {self.warmup}")
-        if self.collapse_db is not None and not self.collapse_db > 0:
-            raise InputError(f"collapse_db is a PSNR drop in dB (> 0) or None, got {self.collapse_db}")
+        if self.collapse_db is not None:
+            DivergenceGuard(self.collapse_db)  # checks the threshold
 
 
 @dataclass
@@ -152,7 +153,7 @@ def fit_frames(
     steps_per_epoch = math.ceil(num_frames / batch)
     total_epochs = config.epochs
     result = VideoFitResult(epochs=0, seconds=0.0)
-    lr_scale, best_psnr, best_state = 1.0, -math.inf, None
+    guard = None if config.collapse_db is None else DivergenceGuard(config.collapse_db)
 
     bar = None
     if config.progress:
@@ -168,6 +169,7 @@ def fit_frames(
             sq_err, count = 0.0, 0
             for step, idx in enumerate(order.split(batch)):
                 progress = (epoch * steps_per_epoch + step) / (total_epochs * steps_per_epoch)
+                lr_scale = 1.0 if guard is None else guard.lr_scale
                 lr = config.lr * lr_scale * lr_multiplier(progress, config.warmup, config.warmup_start)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
@@ -183,18 +185,12 @@ def fit_frames(
             mse = sq_err / count
             psnr = -10.0 * math.log10(max(mse, 1e-12)) if math.isfinite(mse) else -math.inf
             result.psnr.append(psnr)
-            if config.collapse_db is not None:
-                if math.isfinite(psnr) and psnr >= best_psnr:
-                    best_psnr = psnr
-                    best_state = copy.deepcopy((model.state_dict(), optimizer.state_dict()))
-                elif best_state is not None and not psnr >= best_psnr - config.collapse_db:
-                    model.load_state_dict(best_state[0])
-                    optimizer.load_state_dict(copy.deepcopy(best_state[1]))
-                    lr_scale *= 0.5
-                    result.recoveries += 1
-                    if bar is not None:
-                        bar.write(f"fit {model.name}: epoch {epoch} fell to {psnr:.2f} dB from {best_psnr:.2f}; "
-                                  f"back to that epoch's state, learning rate halved", file=sys.stderr)
+            if guard is not None and guard.update(psnr, model, optimizer):
+                result.recoveries = guard.recoveries
+                if bar is not None:
+                    bar.write(f"fit {model.name}: epoch {epoch} fell to {psnr:.2f} dB from "
+                              f"{guard.best_psnr:.2f}; back to that epoch's state, learning rate halved",
+                              file=sys.stderr)
             elapsed = time.perf_counter() - start
             if config.time_budget is not None:
                 fits = int(config.time_budget / (elapsed / epoch))

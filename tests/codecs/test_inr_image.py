@@ -179,3 +179,22 @@ def test_rate_control_keeps_eight_bits_whenever_they_land_within_the_tolerance()
     assert _choose_bits({7: 1050, 8: 1200, 9: 1350, 10: 1500}, target, preferred) == 7
     # none inside: the caller resizes the network
     assert _choose_bits({7: 500, 8: 600, 9: 700, 10: 800}, target, preferred) is None
+
+
+def test_siren_codec_fits_with_the_divergence_guard_and_reports_its_recoveries(crop, monkeypatch):
+    import importlib
+
+    fit_module = importlib.import_module("inrkit.inr.fit")
+    seen = {}
+
+    def spy(*args, **kwargs):
+        seen[kwargs["model"].name] = kwargs["collapse_db"]
+        return real_fit(*args, **kwargs)
+
+    real_fit = fit_module.fit
+    monkeypatch.setattr(fit_module, "fit", spy)
+    for name in ("siren", "fourier"):
+        codec = api.make_codec(name)
+        codec.encode(crop, Rate(bpp=4.0), EncodeOptions(steps=5, seed=0))
+        assert codec.last_report["fit_recoveries"] == 0
+    assert seen == {"siren": 1.0, "fourier": None}  # measured on the SIREN only

@@ -275,6 +275,8 @@ def test_progress_bar_goes_to_stderr(crop, capsys):
         ({"width": True}, "width must be a whole number"),
         ({"first_omega_0": float("inf")}, "first_omega_0 must be a finite number"),
         ({"lr": float("nan")}, "lr must be a positive number"),
+        ({"collapse_db": 0.0}, "collapse_db is a PSNR drop"),
+        ({"collapse_db": "1"}, "collapse_db is a PSNR drop"),
     ],
 )
 def test_bad_arguments_raise_input_error(crop, options, match):
@@ -311,3 +313,64 @@ def test_keep_best_survives_a_run_that_diverges_to_nan(crop):
 def test_cuda_without_cuda_is_an_input_error_not_a_driver_error(crop):
     with pytest.raises(InputError, match="CUDA is not available here"):
         fit(crop, "siren", steps=1, device="cuda")
+
+
+class _SabotagedAdam(torch.optim.Adam):
+    """Adam that scales every weight by 20 after its ``at``-th step: a deterministic collapse."""
+
+    def __init__(self, params, at: int, **options):
+        super().__init__(params, **options)
+        self.at, self.count = at, 0
+
+    def step(self, closure=None):
+        loss = super().step(closure)
+        self.count += 1
+        if self.count == self.at:
+            with torch.no_grad():
+                for group in self.param_groups:
+                    for param in group["params"]:
+                        param.mul_(20.0)
+        return loss
+
+
+def test_divergence_guard_restores_the_best_record_and_halves_the_rate(crop):
+    coords, values = _flat(crop)
+
+    def run(collapse_db):
+        torch.manual_seed(0)
+        field = build_field("siren", in_dim=2, out_channels=3, width=16, depth=1)
+        optimizer = _SabotagedAdam(field.parameters(), at=62, lr=1e-3)
+        result = fit_values(field, coords, values, optimizer=optimizer, steps=150, lr_schedule="constant",
+                            log_every=5, compile=False, keep_best=False, collapse_db=collapse_db)
+        return result, optimizer
+
+    (plain, _), (guarded, optimizer) = run(None), run(1.0)
+    before = [p for s, p in zip(plain.history["step"], plain.history["psnr"], strict=True) if s <= 60]
+    assert plain.recoveries == 0 and plain.history["psnr"][-1] < max(before) - 3  # collapsed for good
+    assert guarded.recoveries == 1 and guarded.config["collapse_db"] == 1.0
+    assert guarded.history["psnr"][-1] > max(before)  # went back and kept improving
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)  # at half the rate
+
+
+def test_divergence_guard_needs_an_mse_term(crop):
+    coords, values = _flat(crop)
+    field = build_field("siren", in_dim=2, out_channels=3, width=4, depth=0)
+    with pytest.raises(InputError, match="collapse_db needs a loss_fn that returns an 'mse' term"):
+        fit_values(field, coords, values, steps=2, loss_fn=lambda f, c, v: torch.mean((f(c) - v) ** 2),
+                   compile=False, collapse_db=1.0)
+
+
+def test_divergence_guard_falls_back_on_nan_and_keeps_its_best_state():
+    from inrkit.inr.divergence import DivergenceGuard
+
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1.0)
+    guard = DivergenceGuard(1.0)
+    assert not guard.update(20.0, model, optimizer)  # best so far: kept
+    kept = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    assert not guard.update(19.5, model, optimizer)  # within 1 dB: carries on
+    assert guard.update(float("nan"), model, optimizer)  # not finite: back to the best
+    assert torch.equal(model.weight, kept) and guard.lr_scale == 0.5 and guard.recoveries == 1
+    assert guard.update(18.9, model, optimizer) and guard.lr_scale == 0.25
