@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 
 import torch
 from torch import nn
@@ -28,7 +29,8 @@ class DivergenceGuard:
     """Keeps the best state and restores it when the PSNR falls ``threshold_db`` below it."""
 
     def __init__(self, threshold_db: float):
-        if not (isinstance(threshold_db, (int, float)) and not isinstance(threshold_db, bool)
+        # numbers.Real as in fit.py's other options: numpy scalars are thresholds too
+        if not (isinstance(threshold_db, numbers.Real) and not isinstance(threshold_db, bool)
                 and 0 < threshold_db < math.inf):
             raise InputError(f"collapse_db is a PSNR drop in dB (> 0) or None, got {threshold_db!r}")
         self.threshold_db = float(threshold_db)

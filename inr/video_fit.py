@@ -186,7 +186,6 @@ def fit_frames(
             psnr = -10.0 * math.log10(max(mse, 1e-12)) if math.isfinite(mse) else -math.inf
             result.psnr.append(psnr)
             if guard is not None and guard.update(psnr, model, optimizer):
-                result.recoveries = guard.recoveries
                 if bar is not None:
                     bar.write(f"fit {model.name}: epoch {epoch} fell to {psnr:.2f} dB from "
                               f"{guard.best_psnr:.2f}; back to that epoch's state, learning rate halved",
@@ -206,5 +205,6 @@ def fit_frames(
             bar.close()
         model.eval()
     result.epochs = epoch
+    result.recoveries = 0 if guard is None else guard.recoveries
     result.seconds = time.perf_counter() - start
     return result
