@@ -178,6 +178,28 @@ def test_image_trains_on_random_halves_of_the_rows(monkeypatch):
     assert psnr(signal.quantized(), codec.decode(data)) > 28
 
 
+
+def test_codec_training_settings_reach_the_fit(monkeypatch):
+    """``codec.training`` (how benchmarks/shacira_ablation.py varies the optimisation) is
+    what each encode trains with, except the steps, λ, batch and budget the encode sets."""
+    import inrkit.codecs.shacira as shacira
+
+    seen = []
+    real = shacira.train
+
+    def recording(model, signal, cfg, **kwargs):
+        seen.append(cfg)
+        return real(model, signal, cfg, **kwargs)
+
+    monkeypatch.setattr(shacira, "train", recording)
+    codec = ShaciraCodec(**SMALL)
+    codec.training = TrainConfig(steps=999, lmbda=1.0, lr_latents=0.03, decay_period=0.5, time_budget=1e6)
+    codec.encode(photo_crop(8, 8), Rate(lmbda=2e-3), EncodeOptions(steps=3))
+    (cfg,) = seen
+    assert (cfg.lr_latents, cfg.decay_period) == (0.03, 0.5)
+    assert (cfg.steps, cfg.lmbda, cfg.batch_size, cfg.time_budget) == (3, 2e-3, 32, None)
+    assert ShaciraCodec().training == TrainConfig()  # each codec starts from the defaults
+
 def voiced(seconds=0.25, rate=8000, channels=1) -> Signal:
     """A speech-like test tone: harmonics of a gliding 140–180 Hz pitch under a syllabic envelope."""
     t = torch.arange(int(seconds * rate)) / rate
