@@ -178,7 +178,6 @@ def test_image_trains_on_random_halves_of_the_rows(monkeypatch):
     assert psnr(signal.quantized(), codec.decode(data)) > 28
 
 
-
 def test_codec_training_settings_reach_the_fit(monkeypatch):
     """``codec.training`` (how benchmarks/shacira_ablation.py varies the optimisation) is
     what each encode trains with, except the steps, λ, batch and budget the encode sets."""
@@ -199,6 +198,7 @@ def test_codec_training_settings_reach_the_fit(monkeypatch):
     assert (cfg.lr_latents, cfg.decay_period) == (0.03, 0.5)
     assert (cfg.steps, cfg.lmbda, cfg.batch_size, cfg.time_budget) == (3, 2e-3, 32, None)
     assert ShaciraCodec().training == TrainConfig()  # each codec starts from the defaults
+
 
 def voiced(seconds=0.25, rate=8000, channels=1) -> Signal:
     """A speech-like test tone: harmonics of a gliding 140–180 Hz pitch under a syllabic envelope."""
