@@ -34,7 +34,7 @@ from inrkit.eval.bdrate import bd_quality, bd_rate
 from inrkit.eval.metrics import signal_metrics
 from inrkit.eval.results import IMAGE_METRICS, make_results, write_json
 from inrkit.eval.round_trip import round_trip
-from inrkit.model_files import read_metadata
+from inrkit.inr.model_files import read_metadata
 from inrkit.registry import CODECS
 
 ROOT = Path(__file__).resolve().parent
@@ -43,7 +43,7 @@ OUT = ROOT / "results"
 
 
 def train(model: Path, seconds: float, crop: int, threads: int) -> None:
-    from inrkit.inr.adacode_train import main as train_main
+    from inrkit.inr.train.adacode import main as train_main
 
     argv = [
         "--data", str(DATA / "images" / "train"), "--out", str(model), "--crop", str(crop),

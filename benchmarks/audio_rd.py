@@ -69,7 +69,7 @@ def data_root() -> Path:
 
 
 def train_rvqgan(model: Path, seconds: float) -> None:
-    from inrkit.inr.rvqgan_train import main as train_main
+    from inrkit.inr.train.rvqgan import main as train_main
 
     model.parent.mkdir(parents=True, exist_ok=True)
     args = ["--data", str(data_root() / "audio" / "train"), "--out", str(model), *TRAIN_ARGS]

@@ -4,8 +4,8 @@ One command sweeps JPEG, WebP, AVIF, JPEG 2000 and HEVC-intra (BPG's codec)
 over the top-level images of ``$INRKIT_DATA/images`` (default
 ``../shared/data`` beside the repository; the ``train/`` folder is not used),
 writes CompressAI JSON under ``benchmarks/results/classical_rd/``, and puts
-the tables, BD-rates against JPEG, timings and plots into ``docs/results.md``
-(between its ``classical_rd`` markers) and ``docs/classical_rd_*.png``.
+the tables, BD-rates against JPEG, timings and plots into ``docs/results/classical.md``
+(between its ``classical_rd`` markers) and ``docs/results/classical_rd_*.png``.
 Finished points are reused, so a second run only rebuilds the report.
 
     python benchmarks/classical_rd.py [--points 8] [--jobs 1] [--codecs jpeg,webp,...]
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--codecs", default=",".join(IMAGE_CODECS))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "classical_rd"))
-    parser.add_argument("--docs", default=str(ROOT / "docs"))
+    parser.add_argument("--docs", default=str(ROOT / "docs" / "results"))
     args = parser.parse_args(argv)
 
     images = sorted(p for p in (data_root() / "images").iterdir() if p.is_file())
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += kodak_plot + ["", END]
     section = "\n".join(lines)
 
-    results_md = docs_dir / "results.md"
+    results_md = docs_dir / "classical.md"
     text = results_md.read_text(encoding="utf-8") if results_md.exists() else "# Results\n\n"
     if BEGIN in text and END in text:
         text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END):]

@@ -53,8 +53,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from inrkit.codecs.container import Container, meta_to_signal, pack, unpack
-from inrkit.codecs.quantize import (
+from inrkit.codecs.bitstream.container import Container, meta_to_signal, pack, unpack
+from inrkit.codecs.bitstream.quantize import (
     deserialize_quantized,
     load_quantized_state,
     quantize_state,

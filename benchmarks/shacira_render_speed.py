@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from inrkit.codecs.shacira import ShaciraConfig, ShaciraModel
 from inrkit.datasets.signal import Signal
+from inrkit.inr.latents.shacira import ShaciraConfig, ShaciraModel
 
 GRIDS = {
     "image 768x512": Signal(torch.zeros(3, 512, 768), "image"),

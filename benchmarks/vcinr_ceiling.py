@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from inrkit.datasets.image import read_image
-from inrkit.inr.vcinr import VCINR, item_values, load_model
+from inrkit.inr.learned.vcinr import VCINR, item_values, load_model
 
 
 def psnr(model: VCINR, latents: torch.Tensor, values: torch.Tensor) -> float:

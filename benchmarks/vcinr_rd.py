@@ -16,7 +16,7 @@ quality is measured on the decoded file (8-bit images, 16-bit audio).
 
 ``--refine-time S`` adds a second VC-INR curve, ``vcinr-refined``: the same model and
 λs, each encode spending about ``S`` seconds on encoder-side latent refinement
-(``EncodeOptions(time_budget=S)``, :meth:`inrkit.inr.vcinr.VCINR.refine`).
+(``EncodeOptions(time_budget=S)``, :meth:`inrkit.inr.learned.vcinr.VCINR.refine`).
 
 ``--variant wide`` evaluates ``benchmarks/models/vcinr_audio_wide.safetensors``, trained
 with ``inrkit train vcinr --modality audio --patch 64 --latent-dim 48 --width 96
@@ -97,7 +97,7 @@ def result_name(rest: str) -> str:
 
 
 def train(modality: str, seconds: float) -> None:
-    from inrkit.inr.vcinr_train import main as train_main
+    from inrkit.inr.train.vcinr import main as train_main
 
     MODELS.mkdir(parents=True, exist_ok=True)
     folder = "images" if modality == "image" else "audio"

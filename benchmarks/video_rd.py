@@ -39,7 +39,7 @@ import torch
 from inrkit.codecs.base import EncodeOptions, Rate
 from inrkit.datasets import Signal, load
 from inrkit.eval.metrics import ms_ssim_frames, psnr_frames
-from inrkit.inr.nerv import choose_strides
+from inrkit.inr.frames.nerv import choose_strides
 from inrkit.registry import CODECS
 
 ROOT = Path(__file__).resolve().parent

@@ -2,7 +2,7 @@
 
 Jiang, Wang and Chen, "Neural Image Compression Using Masked Sparse Visual
 Representation", WACV 2024 (arXiv:2309.11661), on AdaCode (Liu et al., ICCV 2023;
-github.com/kechunl/AdaCode). The model (:mod:`inrkit.inr.adacode`) is trained once
+github.com/kechunl/AdaCode). The model (:mod:`inrkit.inr.learned.adacode`) is trained once
 with ``inrkit train adacode`` and shared by encoder and decoder; each file carries the
 SHA-256 of the model's tensors, and decoding with a missing or different model file
 is a :class:`inrkit.ModelError`.
@@ -14,7 +14,7 @@ position (``m = 1..K``); ``Rate(bpp=b)`` keeps the largest ``m`` whose *measured
 Bitstream (codec version 1). Header ``model`` = {``sha256``, ``downsample``,
 ``codebooks``, ``codebook_size``, ``weight_bits``}, ``m``, ``grid`` = [h, w] latent
 positions, ``pad`` = [bottom, right] pixels of replicate padding. Sections, each a
-self-contained :func:`~inrkit.codecs.entropy.encode_integers` stream (integer
+self-contained :func:`~inrkit.codecs.bitstream.entropy.encode_integers` stream (integer
 frequency tables carried in the stream, so the symbols decode bit-exactly anywhere):
 
 - ``keep``: per position in raster order, the set of kept codebooks as a bitmask
@@ -42,14 +42,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from inrkit.codecs.bitstream.container import Container, meta_to_signal, pack
+from inrkit.codecs.bitstream.entropy import decode_integers, encode_integers
 from inrkit.datasets.signal import Signal
 from inrkit.errors import BitstreamError, InputError, ModelError
-from inrkit.inr.adacode import AdaCode, Codes, load_model
+from inrkit.inr.learned.adacode import AdaCode, Codes, load_model
 from inrkit.registry import register_codec
 
 from .base import EncodeOptions, LearnedCodec, Rate, single_threaded
-from .container import Container, meta_to_signal, pack
-from .entropy import decode_integers, encode_integers
 
 
 @register_codec("adacode")

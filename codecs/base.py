@@ -1,4 +1,4 @@
-"""The Codec contract (DESIGN.md), in the spirit of CompressAI's compress/decompress split.
+"""The Codec contract (docs/design.md), in the spirit of CompressAI's compress/decompress split.
 
 A codec turns a :class:`~inrkit.datasets.Signal` into bytes and back.
 ``encode(signal, rate)`` returns the complete file (for inrkit's own codecs a
@@ -19,12 +19,11 @@ from typing import Any, ClassVar
 
 import torch
 
+from inrkit.codecs.bitstream.container import Container, unpack
 from inrkit.datasets.limits import max_pixels
 from inrkit.datasets.signal import Signal
 from inrkit.devices import check_device
 from inrkit.errors import BitstreamError, InputError, ModelError
-
-from .container import Container, unpack
 
 
 def single_threaded(decode: Callable) -> Callable:

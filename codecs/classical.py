@@ -62,10 +62,11 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from inrkit.codecs.base import Codec, EncodeOptions, Rate
 from inrkit.datasets.signal import Signal
 from inrkit.errors import BitstreamError, InputError
 from inrkit.registry import register_codec
+
+from .base import Codec, EncodeOptions, Rate
 
 
 class ClassicalCodec(Codec):

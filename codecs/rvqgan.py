@@ -2,7 +2,7 @@
 
 Kumar et al., "High-Fidelity Audio Compression with Improved RVQGAN", NeurIPS 2023
 (arXiv:2306.06546); reference code github.com/descriptinc/descript-audio-codec
-(``dac/model/base.py``, ``dac/utils/encode.py``). The model (:mod:`inrkit.inr.rvqgan`)
+(``dac/model/base.py``, ``dac/utils/encode.py``). The model (:mod:`inrkit.inr.learned.rvqgan`)
 is trained once with ``inrkit train rvqgan`` and shared by encoder and decoder; the
 file carries the SHA-256 of the model's tensors, and decoding with a missing or
 different model file is a :class:`inrkit.ModelError`.
@@ -14,12 +14,12 @@ dropout trained the model for every prefix): ``Rate(quality=n)`` keeps ``n``;
 most ``r`` (one codebook if even that is more).
 
 Like DAC's ``compress``, the encoder brings each channel to the level the model was
-trained at (-16 dB RMS here, -16 LUFS in DAC; :func:`inrkit.inr.rvqgan.level_gain_db`)
+trained at (-16 dB RMS here, -16 LUFS in DAC; :func:`inrkit.inr.learned.rvqgan.level_gain_db`)
 and stores the gain (``gain_db``, one per channel, in 0.01 dB steps) in the header; the
 decoder undoes it. Version 1 files, written before this, carry no gain.
 
 Departures from DAC: DAC stores raw 10-bit codes in a pickled ``.dac`` file; here the
-codes of each codebook level go through :func:`inrkit.codecs.entropy.encode_integers`
+codes of each codebook level go through :func:`inrkit.codecs.bitstream.entropy.encode_integers`
 (one stream and integer frequency table per level, so decoding the codes is bit-exact
 everywhere) into section ``codes.<level>`` of the ``.inrk`` container. DAC's chunked inference for long files is not reproduced: the whole clip
 is encoded in one pass, channel by channel.
@@ -33,14 +33,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from inrkit.codecs.bitstream.container import Container, meta_to_signal, pack
+from inrkit.codecs.bitstream.entropy import decode_integers, encode_integers
 from inrkit.datasets.signal import Signal
 from inrkit.errors import BitstreamError, InputError, ModelError
-from inrkit.inr.rvqgan import RVQGAN, level_gain_db, load_model, resample
+from inrkit.inr.learned.rvqgan import RVQGAN, level_gain_db, load_model, resample
 from inrkit.registry import register_codec
 
 from .base import EncodeOptions, LearnedCodec, Rate, single_threaded
-from .container import Container, meta_to_signal, pack
-from .entropy import decode_integers, encode_integers
 
 
 @register_codec("rvqgan")

@@ -1,7 +1,7 @@
 """The ``vcinr`` codec: meta-learned latents of a shared gated SIREN, hyperprior-coded.
 
 Schwarz et al., "Modality-Agnostic Variational Compression of Implicit Neural
-Representations", ICML 2023 (arXiv:2301.09479); the model is :mod:`inrkit.inr.vcinr`,
+Representations", ICML 2023 (arXiv:2301.09479); the model is :mod:`inrkit.inr.learned.vcinr`,
 trained once with ``inrkit train vcinr`` and shared by encoder and decoder. The file
 carries the model's SHA-256; decoding with a missing or different model file is a
 :class:`inrkit.ModelError`. Images and audio take the same path: the signal's values are
@@ -10,7 +10,7 @@ steps, or ``EncodeOptions.steps``), and the latent grid is coded with the prior 
 λ: ``y = g_a(φ)``, ``z = h_a(|y|)``; ``z`` with the factorised prior's CDFs, ``y`` with
 the Gaussian conditional's CDFs at scale indexes computed from ``ẑ``.
 
-Determinism (DESIGN.md). Every table the rANS coder (CompressAI's
+Determinism (docs/design.md). Every table the rANS coder (CompressAI's
 ``RansEncoder``/``RansDecoder``, ``encode_with_indexes``) uses is an integer tensor of
 the model file, and the scale indexes come from :func:`scale_indexes`, ``h_s`` in
 Q.16 fixed point (int64 accumulation, rounding arithmetic shifts, ReLU, bucketing
@@ -25,7 +25,7 @@ The latents are fitted once and packed with every prior to measure.
 
 Refinement: ``EncodeOptions.time_budget`` (CLI ``--time``) spends about that many seconds
 optimising the coded latents ``y`` of the chosen λ for the prior's own rate–distortion
-loss (:meth:`inrkit.inr.vcinr.VCINR.refine`; shared equally by all λs when a bpp or kbps
+loss (:meth:`inrkit.inr.learned.vcinr.VCINR.refine`; shared equally by all λs when a bpp or kbps
 target makes every λ a candidate). Only the encoder changes: the file format and the
 decoder are the same, and the inner loop plus ``g_a`` remain the default (fast) path.
 
@@ -41,15 +41,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from inrkit.codecs.bitstream.container import Container, meta_to_signal, pack, values_to_signal
 from inrkit.compressai_compat import RansDecoder, RansEncoder
 from inrkit.datasets.signal import Signal
 from inrkit.errors import BitstreamError, InputError, ModelError
-from inrkit.inr.rvqgan import resample
-from inrkit.inr.vcinr import FIXED_POINT_BITS, VCINR, LatentPrior, item_values, load_model
+from inrkit.inr.learned.rvqgan import resample
+from inrkit.inr.learned.vcinr import FIXED_POINT_BITS, VCINR, LatentPrior, item_values, load_model
 from inrkit.registry import register_codec
 
 from .base import EncodeOptions, LearnedCodec, Rate, single_threaded
-from .container import Container, meta_to_signal, pack, values_to_signal
 
 MAX_SYMBOL = 1 << 20  # far beyond any latent a trained prior produces
 

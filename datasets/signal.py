@@ -1,6 +1,6 @@
 """The Signal type: a tensor plus everything needed to write it back.
 
-Layouts (DESIGN.md): images ``C×H×W``, video ``T×C×H×W``, audio ``C×N``.
+Layouts (docs/design.md): images ``C×H×W``, video ``T×C×H×W``, audio ``C×N``.
 Values are float32: images and video in ``[0, 1]``, audio in ``[-1, 1]``;
 NaN and infinite values are refused when a Signal is made (values outside the
 range are kept, and clamped when written to a file).

@@ -73,7 +73,7 @@ def measure(item: WorkItem, signal) -> dict:
 
     Runs in a worker process (or Ray task); ``signal`` is the loaded file.
     """
-    from inrkit.eval.metrics import signal_metrics
+    from .metrics import signal_metrics
 
     result = round_trip(CODECS.get(item.codec)(), signal, item.rate, item.options)
     return {

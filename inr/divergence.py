@@ -7,10 +7,10 @@ the network's and the optimizer's state are kept; when one falls more than
 ``threshold_db`` below the best, or is not finite, both go back to that kept state and
 every later learning rate is multiplied by a further 0.5 (:attr:`lr_scale`).
 
-Used by :func:`inrkit.inr.video_fit.fit_frames` (3 dB: NeRV collapsing to a constant
+Used by :func:`inrkit.inr.frames.video_fit.fit_frames` (3 dB: NeRV collapsing to a constant
 frame) and :func:`inrkit.inr.fit.fit_values` (``collapse_db``; the SIREN image codec
 sets 1 dB, for the slow drift measured on long fits, see
-:class:`~inrkit.codecs.inr_image.SirenImageCodec`).
+:class:`~inrkit.codecs.image.SirenImageCodec`).
 """
 
 from __future__ import annotations

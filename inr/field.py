@@ -1,4 +1,4 @@
-"""The Field contract (DESIGN.md): an ``nn.Module`` from coordinates to values.
+"""The Field contract (docs/design.md): an ``nn.Module`` from coordinates to values.
 
 A coordinate field maps ``[..., in_dim]`` coordinates in ``[-1, 1]`` (sample
 centres, see :mod:`inrkit.datasets.grids`) to ``[..., out_channels]`` values in

@@ -188,7 +188,7 @@ def fit(
             coordinate_fields = [n for n in FIELDS.names() if _is_coordinate_field(n)]
             raise InputError(
                 f"{model!r} decodes whole video frames, not coordinates: fit it with "
-                f"inrkit.inr.video_fit.fit_frames; fit() takes {', '.join(coordinate_fields)}"
+                f"inrkit.inr.frames.video_fit.fit_frames; fit() takes {', '.join(coordinate_fields)}"
             )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

@@ -5,7 +5,7 @@ Public API: :func:`load`, :func:`fit`, :func:`encode`, :func:`decode`, :func:`sa
 stays light.
 """
 
-from .errors import BitstreamError, InputError, InrkitError, ModelError
+from inrkit.errors import BitstreamError, InputError, InrkitError, ModelError
 
 __version__ = "0.1.0"
 
@@ -16,7 +16,7 @@ __all__ = ["BitstreamError", "InputError", "InrkitError", "ModelError", "__versi
 
 def __getattr__(name: str):
     if name in _API:
-        from . import api
+        from inrkit import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'inrkit' has no attribute {name!r}")

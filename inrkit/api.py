@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from inrkit.codecs.base import EncodeOptions, Rate, check_rate_below_raw
-from inrkit.codecs.container import read_file_bytes, unpack, write_file
+from inrkit.codecs.bitstream.container import read_file_bytes, unpack, write_file
 from inrkit.datasets import io as media
 from inrkit.datasets.signal import Signal
 from inrkit.errors import BitstreamError, InputError

@@ -9,8 +9,11 @@ with exit code 2 (``--help`` still prints the usage).
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from collections.abc import Callable
 
-from inrkit.errors import InputError
+from inrkit.errors import InputError, InrkitError
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -34,3 +37,33 @@ def positive(kind):
         return value
 
     return parse
+
+
+def run_command(command: Callable[[list[str]], int], argv: list[str]) -> int:
+    """Run ``command(argv)`` under the error policy and return the exit code.
+
+    An :class:`~inrkit.errors.InrkitError` becomes one line on stderr and its exit
+    code (``--debug`` anywhere in ``argv`` keeps the traceback instead); Ctrl-C exits
+    130; a closed stdout pipe (``inrkit info x.inrk | head``) stops quietly with 141.
+    The root CLI and the trainers run under ``torchrun`` share it.
+    """
+    argv = list(argv)
+    debug = "--debug" in argv
+    if debug:
+        argv.remove("--debug")
+    try:
+        code = command(argv)
+        sys.stdout.flush()  # a closed pipe is reported here, not at interpreter exit
+        return code
+    except InrkitError as err:
+        if debug:
+            raise
+        print(f"inrkit: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("inrkit: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Later writes to the closed pipe, e.g. at interpreter exit, go to /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a killed writer

@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
-from inrkit import __version__
-from inrkit.arguments import ArgumentParser, positive
-from inrkit.errors import InputError, InrkitError
+from inrkit.arguments import ArgumentParser, positive, run_command
+from inrkit.errors import InputError
+from inrkit.version import __version__
 
 RATE_FLAGS = ("bpp", "kbps", "quality", "lmbda")
 
@@ -124,7 +123,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     inp, out = Path(args.input), Path(args.output)
     _check_not_input(inp, out)
-    from inrkit.codecs.container import read_file_bytes
+    from inrkit.codecs.bitstream.container import read_file_bytes
     from inrkit.datasets.io import check_writable_as
 
     check_writable_as(out, read_file_bytes(inp)[1].modality)  # before a long decode
@@ -143,7 +142,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 # -- info ------------------------------------------------------------------
 def cmd_info(args: argparse.Namespace) -> int:
-    from inrkit.codecs.info import describe
+    from inrkit.codecs.bitstream.info import describe
 
     report = describe(Path(args.input))
     if args.json:
@@ -177,9 +176,9 @@ def cmd_eval(argv: list[str]) -> int:
 
 
 TRAINERS = {
-    "rvqgan": "inrkit.inr.rvqgan_train",
-    "vcinr": "inrkit.inr.vcinr_train",
-    "adacode": "inrkit.inr.adacode_train",
+    "rvqgan": "inrkit.inr.train.rvqgan",
+    "vcinr": "inrkit.inr.train.vcinr",
+    "adacode": "inrkit.inr.train.adacode",
 }
 """``inrkit train NAME ...`` → the module whose ``main(argv)`` trains that model."""
 
@@ -258,40 +257,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def dispatch(argv: list[str]) -> int:
+    """Parse ``argv`` (without ``--debug``) and run the command it names."""
+    if argv and argv[0] == "eval":
+        return cmd_eval(argv[1:])
+    if argv and argv[0] == "train":
+        return cmd_train(argv[1:])
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # name the subcommand whose flags these are not (argparse names inrkit)
+        where = f"inrkit {args.command}" if getattr(args, "command", None) else "inrkit"
+        raise InputError(f"{where}: unrecognized arguments: {' '.join(extra)} (see {where} --help)")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return args.func(args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    if debug:
-        argv.remove("--debug")
-    try:
-        if argv and argv[0] == "eval":
-            return cmd_eval(argv[1:])
-        if argv and argv[0] == "train":
-            return cmd_train(argv[1:])
-        parser = build_parser()
-        args, extra = parser.parse_known_args(argv)
-        if extra:  # name the subcommand whose flags these are not (argparse names inrkit)
-            where = f"inrkit {args.command}" if getattr(args, "command", None) else "inrkit"
-            raise InputError(f"{where}: unrecognized arguments: {' '.join(extra)} (see {where} --help)")
-        if not getattr(args, "func", None):
-            parser.print_help()
-            return 2
-        code = args.func(args)
-        sys.stdout.flush()  # a closed pipe is reported here, not at interpreter exit
-        return code
-    except InrkitError as err:
-        if debug:
-            raise
-        print(f"inrkit: error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print("inrkit: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader went away (`inrkit info x.inrk | head`): stop quietly, as cat does.
-        # Later writes to the closed pipe, e.g. at interpreter exit, go to /dev/null.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141  # 128 + SIGPIPE, what a shell reports for a killed writer
+    """The ``inrkit`` console script; returns the exit code (errors as one line)."""
+    return run_command(dispatch, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from .errors import InputError
+from inrkit.errors import InputError
 
 T = TypeVar("T")
 
@@ -60,25 +60,25 @@ class Registry(Generic[T]):
 FIELDS: Registry = Registry(
     "field",
     (
-        "inrkit.inr.siren",
-        "inrkit.inr.spder",
-        "inrkit.inr.polyinr",
-        "inrkit.inr.fourier",
-        "inrkit.inr.hashgrid",
-        "inrkit.inr.nerv",
-        "inrkit.inr.hnerv",
-        "inrkit.inr.nervpp",
+        "inrkit.inr.fields.siren",
+        "inrkit.inr.fields.spder",
+        "inrkit.inr.fields.polyinr",
+        "inrkit.inr.fields.fourier",
+        "inrkit.inr.fields.hashgrid",
+        "inrkit.inr.frames.nerv",
+        "inrkit.inr.frames.hnerv",
+        "inrkit.inr.frames.nervpp",
     ),
 )
 
 CODECS: Registry = Registry(
     "codec",
     (
-        "inrkit.codecs.inr_image",
+        "inrkit.codecs.image",
         "inrkit.codecs.classical",
         "inrkit.codecs.shacira",
-        "inrkit.codecs.video_inr",
-        "inrkit.codecs.audio_inr",
+        "inrkit.codecs.video",
+        "inrkit.codecs.audio",
         "inrkit.codecs.rvqgan",
         "inrkit.codecs.vcinr",
         "inrkit.codecs.adacode",

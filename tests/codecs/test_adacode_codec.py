@@ -7,12 +7,12 @@ import torch
 from inrkit.cli import main as cli_main
 from inrkit.codecs import Rate
 from inrkit.codecs.adacode import AdaCodeCodec
-from inrkit.codecs.container import pack, unpack
-from inrkit.codecs.entropy import encode_integers
+from inrkit.codecs.bitstream.container import pack, unpack
+from inrkit.codecs.bitstream.entropy import encode_integers
 from inrkit.datasets import Signal
 from inrkit.datasets.samples import load_sample_image
 from inrkit.errors import BitstreamError, InputError, ModelError
-from inrkit.inr.adacode import AdaCode, AdaCodeConfig, save_model
+from inrkit.inr.learned.adacode import AdaCode, AdaCodeConfig, save_model
 from inrkit.registry import CODECS
 
 TINY = dict(widths=(8, 8, 16), codebooks=3, codebook_size=16, code_dim=4, filler_width=8)
@@ -184,7 +184,7 @@ def test_train_then_encode_decode_end_to_end(tmp_path):
     from PIL import Image
 
     from inrkit.eval.metrics import image_metrics
-    from inrkit.inr.adacode_train import main as train_main
+    from inrkit.inr.train.adacode import main as train_main
 
     sig = load_sample_image()
     data = tmp_path / "data"

@@ -11,8 +11,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inrkit.codecs import container as ct
-from inrkit.codecs.container import (
+from inrkit.codecs.bitstream import container as ct
+from inrkit.codecs.bitstream.container import (
     Container,
     meta_to_signal,
     pack,
@@ -300,7 +300,7 @@ def test_meta_to_signal_validates():
 
 
 def test_decoded_samples_that_are_not_finite_are_a_bitstream_error():
-    from inrkit.codecs.container import values_to_signal
+    from inrkit.codecs.bitstream.container import values_to_signal
 
     template = meta_to_signal(signal_meta(Signal(torch.rand(3, 2, 2), "image")), torch.zeros(3, 2, 2))
     values = torch.zeros(2, 2, 3)

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from inrkit.codecs import entropy
-from inrkit.codecs.entropy import decode_integers, encode_integers, quantize_counts
+from inrkit.codecs.bitstream import entropy
+from inrkit.codecs.bitstream.entropy import decode_integers, encode_integers, quantize_counts
 from inrkit.errors import BitstreamError, InputError
 
 I64 = np.iinfo(np.int64)
@@ -83,7 +83,7 @@ def test_deterministic_bytes_across_processes():
     x = CASES["wide-gaussian"]
     assert encode_integers(x) == encode_integers(x.copy())
     # another interpreter, with another hash seed and thread count, writes the same bytes
-    script = ("import sys, numpy as np; from inrkit.codecs.entropy import encode_integers; "
+    script = ("import sys, numpy as np; from inrkit.codecs.bitstream.entropy import encode_integers; "
               "x = np.frombuffer(sys.stdin.buffer.read(), dtype=np.int64); "
               "sys.stdout.buffer.write(encode_integers(x))")  # fmt: skip
     env = {**os.environ, "PYTHONHASHSEED": "12345", "OMP_NUM_THREADS": "2"}

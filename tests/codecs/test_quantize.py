@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from inrkit.codecs.container import Container, pack, unpack
-from inrkit.codecs.entropy import encode_integers
-from inrkit.codecs.quantize import (
+from inrkit.codecs.bitstream.container import Container, pack, unpack
+from inrkit.codecs.bitstream.entropy import encode_integers
+from inrkit.codecs.bitstream.quantize import (
     dequantize,
     deserialize_quantized,
     fake_quantize,

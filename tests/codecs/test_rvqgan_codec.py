@@ -8,11 +8,11 @@ import torch
 
 from inrkit import api
 from inrkit.codecs import Rate
-from inrkit.codecs.container import pack, unpack
+from inrkit.codecs.bitstream.container import pack, unpack
 from inrkit.codecs.rvqgan import RVQGANCodec
 from inrkit.datasets import Signal
 from inrkit.errors import BitstreamError, InputError, ModelError
-from inrkit.inr.rvqgan import LEVEL_DB, RVQGAN, RVQGANConfig, level_gain_db, save_model
+from inrkit.inr.learned.rvqgan import LEVEL_DB, RVQGAN, RVQGANConfig, level_gain_db, save_model
 from inrkit.registry import CODECS
 
 CONFIG = dict(
@@ -68,7 +68,7 @@ def test_round_trip_shape_rate_and_determinism(model_path):
 
 
 def _symbols(data):
-    from inrkit.codecs.entropy import decode_integers
+    from inrkit.codecs.bitstream.entropy import decode_integers
 
     c = unpack(data)
     n, frames = c.header["codebooks"], c.header["frames"]

@@ -7,21 +7,18 @@ import torch
 from PIL import Image
 
 from inrkit.codecs.base import EncodeOptions, Rate
-from inrkit.codecs.container import pack, section_sizes
-from inrkit.codecs.latent_grid import LatentGrid, sga_round
+from inrkit.codecs.bitstream.container import pack, section_sizes
 from inrkit.codecs.shacira import (
     QUALITY_IMAGE,
     ShaciraCodec,
-    ShaciraConfig,
-    ShaciraModel,
-    TrainConfig,
     pack_model,
-    train,
     unpack_model,
 )
 from inrkit.datasets.samples import sample_image_path
 from inrkit.datasets.signal import Signal
 from inrkit.errors import BitstreamError, InputError
+from inrkit.inr.latents.latent_grid import LatentGrid, sga_round
+from inrkit.inr.latents.shacira import ShaciraConfig, ShaciraModel, TrainConfig, train
 from inrkit.registry import CODECS
 
 STEPS = 150

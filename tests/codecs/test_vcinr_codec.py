@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from inrkit.codecs import Rate
-from inrkit.codecs.container import pack, unpack
+from inrkit.codecs.bitstream.container import pack, unpack
 from inrkit.codecs.vcinr import VCINRCodec, scale_indexes
 from inrkit.datasets import Signal
 from inrkit.datasets.samples import load_sample_image
 from inrkit.errors import BitstreamError, InputError, ModelError
-from inrkit.inr.vcinr import VCINR, VCINRConfig, save_model
-from inrkit.inr.vcinr_train import main
+from inrkit.inr.learned.vcinr import VCINR, VCINRConfig, save_model
+from inrkit.inr.train.vcinr import main
 from inrkit.registry import CODECS
 
 TINY = dict(patch=(8, 8), width=16, depth=2, latent_dim=4, rank=2, gate_hidden=16,

@@ -57,7 +57,7 @@ def tone(channels: int = 1, rate: int = 8000, seconds: float = 0.25):
 
 
 def rvqgan_model(path: Path) -> None:
-    from inrkit.inr.rvqgan import RVQGAN, RVQGANConfig, save_model
+    from inrkit.inr.learned.rvqgan import RVQGAN, RVQGANConfig, save_model
 
     torch.manual_seed(0)
     config = RVQGANConfig(sample_rate=8000, encoder_dim=4, encoder_rates=(2, 4), decoder_dim=32,
@@ -66,7 +66,7 @@ def rvqgan_model(path: Path) -> None:
 
 
 def adacode_model(path: Path) -> None:
-    from inrkit.inr.adacode import AdaCode, AdaCodeConfig, save_model
+    from inrkit.inr.learned.adacode import AdaCode, AdaCodeConfig, save_model
 
     torch.manual_seed(0)
     model = AdaCode(AdaCodeConfig(widths=(8, 8, 16), codebooks=3, codebook_size=16, code_dim=4,
@@ -79,7 +79,7 @@ def adacode_model(path: Path) -> None:
 
 def vcinr_model(modality: str) -> Callable[[Path], None]:
     def build(path: Path) -> None:
-        from inrkit.inr.vcinr import VCINR, VCINRConfig, save_model
+        from inrkit.inr.learned.vcinr import VCINR, VCINRConfig, save_model
 
         torch.manual_seed(0)
         config = dict(patch=(8, 8), width=16, depth=2, latent_dim=4, rank=2, gate_hidden=16,

@@ -12,7 +12,7 @@ from safetensors import safe_open
 
 from inrkit.datasets.samples import load_sample_image
 from inrkit.errors import InputError
-from inrkit.inr.adacode import (
+from inrkit.inr.learned.adacode import (
     AdaCode,
     AdaCodeConfig,
     VectorQuantizer,
@@ -20,8 +20,8 @@ from inrkit.inr.adacode import (
     keep_top,
     load_model,
 )
-from inrkit.inr.adacode_train import kmeans, main
-from inrkit.training import training_state_path
+from inrkit.inr.train.adacode import kmeans, main
+from inrkit.inr.train.common import training_state_path
 
 TINY = dict(widths=(8, 8, 16), codebooks=3, codebook_size=16, code_dim=4, filler_width=8)
 
@@ -182,7 +182,7 @@ def test_ddp_two_processes(crops_dir, tmp_path):
     out = tmp_path / "ddp.safetensors"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-        "-m", "inrkit.inr.adacode_train",
+        "-m", "inrkit.inr.train.adacode",
         *_args(crops_dir, out, "--stage1-steps", "6", "--stage2-steps", "4"),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -9,7 +9,7 @@ import torch
 
 from inrkit.errors import InputError
 from inrkit.inr import build_field, field_from_config
-from inrkit.inr.spder import spder_arctan, spder_sqrt
+from inrkit.inr.fields.spder import spder_arctan, spder_sqrt
 
 SMALL = {
     "siren": {"width": 16, "depth": 2},
@@ -87,7 +87,7 @@ def test_siren_first_layer_spans_several_periods():
 
 
 def test_siren_positional_encoding_follows_struempler():
-    from inrkit.inr.siren import positional_encoding
+    from inrkit.inr.fields.siren import positional_encoding
 
     x = torch.tensor([[0.5, -0.25]])
     got = positional_encoding(x, 2, 1.4)[0].tolist()

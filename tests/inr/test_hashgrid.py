@@ -10,7 +10,7 @@ from inrkit.datasets.grids import coordinate_grid
 from inrkit.datasets.samples import sample_image_path
 from inrkit.errors import InputError
 from inrkit.inr import build_field, field_from_config
-from inrkit.inr.hashgrid import HashEncoding, MultiresGrid, growth_factor
+from inrkit.inr.fields.hashgrid import HashEncoding, MultiresGrid, growth_factor
 
 
 def reference_encoding(enc: HashEncoding, point: list[float]) -> np.ndarray:

@@ -7,8 +7,8 @@ import torch
 
 from inrkit.errors import InputError
 from inrkit.inr import field_from_config
-from inrkit.inr.hnerv import HNeRV
-from inrkit.inr.nerv import (
+from inrkit.inr.frames.hnerv import HNeRV
+from inrkit.inr.frames.nerv import (
     MAX_PADDING,
     NeRV,
     choose_strides,
@@ -16,8 +16,8 @@ from inrkit.inr.nerv import (
     positional_encoding,
     width_for_budget,
 )
-from inrkit.inr.nervpp import NeRVPlusPlus
-from inrkit.inr.video_fit import VideoFitConfig, fit_frames, lr_multiplier
+from inrkit.inr.frames.nervpp import NeRVPlusPlus
+from inrkit.inr.frames.video_fit import VideoFitConfig, fit_frames, lr_multiplier
 
 MODELS = (NeRV, HNeRV, NeRVPlusPlus)
 

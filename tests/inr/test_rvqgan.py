@@ -12,9 +12,10 @@ import torch
 from safetensors import safe_open
 
 from inrkit.errors import InputError, ModelError
-from inrkit.inr.rvq import ResidualVectorQuantize
-from inrkit.inr.rvqgan import RVQGAN, RVQGANConfig, load_model, save_model, snake
-from inrkit.inr.rvqgan_train import (
+from inrkit.inr.learned.rvq import ResidualVectorQuantize
+from inrkit.inr.learned.rvqgan import RVQGAN, RVQGANConfig, load_model, save_model, snake
+from inrkit.inr.model_files import tensor_hash
+from inrkit.inr.train.rvqgan import (
     Discriminator,
     MelLoss,
     discriminator_loss,
@@ -23,7 +24,6 @@ from inrkit.inr.rvqgan_train import (
     mel_filters,
     training_state_path,
 )
-from inrkit.model_files import tensor_hash
 
 TINY = dict(
     sample_rate=8000,
@@ -260,7 +260,7 @@ def test_ddp_two_processes(audio_dir, tmp_path):
     out = tmp_path / "ddp.safetensors"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-        "-m", "inrkit.inr.rvqgan_train", "--data", str(audio_dir), "--out", str(out), "--steps", "2", *TINY_ARGS,
+        "-m", "inrkit.inr.train.rvqgan", "--data", str(audio_dir), "--out", str(out), "--steps", "2", *TINY_ARGS,
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)

@@ -1,10 +1,10 @@
-"""``inrkit.training.check_output``: what a trainer refuses before it starts."""
+"""``inrkit.inr.train.common.check_output``: what a trainer refuses before it starts."""
 
 import pytest
 
 from inrkit.errors import InputError
-from inrkit.inr.adacode_train import main as train_adacode
-from inrkit.training import check_output
+from inrkit.inr.train.adacode import main as train_adacode
+from inrkit.inr.train.common import check_output
 
 
 @pytest.fixture

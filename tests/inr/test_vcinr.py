@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from inrkit.datasets.image import write_image
 from inrkit.datasets.samples import load_sample_image
 from inrkit.errors import InputError, ModelError
-from inrkit.inr.vcinr import (
+from inrkit.inr.learned.vcinr import (
     VCINR,
     GatedSiren,
     GateNetwork,
@@ -26,8 +26,8 @@ from inrkit.inr.vcinr import (
     load_model,
     save_model,
 )
-from inrkit.inr.vcinr_train import main, prior_deadline
-from inrkit.training import training_state_path
+from inrkit.inr.train.common import training_state_path
+from inrkit.inr.train.vcinr import main, prior_deadline
 
 TINY = dict(patch=(8, 8), width=16, depth=2, latent_dim=4, rank=2, gate_hidden=16,
             prior_channels=8, prior_latent=6, lambdas=(0.01, 0.1))  # fmt: skip
@@ -245,7 +245,7 @@ def test_train_image_then_resume(image_dir, tmp_path):
 
 
 def test_train_resume_continues_the_meta_stage(image_dir, tmp_path, monkeypatch):
-    from inrkit.inr import vcinr_train
+    from inrkit.inr.train import vcinr as vcinr_train
 
     def args(out):
         return ["--modality", "image", "--data", str(image_dir), "--out", str(out),
@@ -317,7 +317,7 @@ def test_ddp_two_processes(image_dir, tmp_path):
     out = tmp_path / "ddp.safetensors"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-        "-m", "inrkit.inr.vcinr_train", "--modality", "image", "--data", str(image_dir), "--out", str(out),
+        "-m", "inrkit.inr.train.vcinr", "--modality", "image", "--data", str(image_dir), "--out", str(out),
         "--steps", "2", "--prior-steps", "2", *TINY_ARGS,
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -397,7 +397,7 @@ def test_continue_meta_learns_on_from_the_saved_networks_and_adam_state(
         raise KeyboardInterrupt
 
     unfinished = tmp_path / "u.safetensors"
-    monkeypatch.setattr("inrkit.inr.vcinr_train._meta_stage", interrupted)
+    monkeypatch.setattr("inrkit.inr.train.vcinr._meta_stage", interrupted)
     main([*args[:5], str(unfinished), *args[6:], "--steps", "2"])
     with pytest.raises(InputError, match="--resume"):
         main([*args[:5], str(unfinished), *args[6:], "--continue-meta"])

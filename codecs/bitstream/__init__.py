@@ -1,0 +1,1 @@
+"""inrkit.codecs.bitstream: the bytes — container, entropy coding, quantization, typed headers."""

@@ -1,0 +1,1 @@
+"""inrkit.inr.fields: coordinate fields (SIREN, SPDER, Poly-INR, Fourier-feature MLP, hash grid)."""

@@ -1,0 +1,1 @@
+"""inrkit.inr.latents: overfitted latent-grid models (SHACIRA's hash latents, Cool-chic's latent pyramid)."""

@@ -1,0 +1,1 @@
+"""inrkit.inr.learned: the networks of learned codecs that share a trained model (RVQGAN, M-AdaCode, VC-INR)."""
