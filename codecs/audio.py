@@ -93,6 +93,9 @@ HEADER_BYTES = 420
 SCALE_SECTION = "scale"
 MAX_CHUNKS = 1 << 16
 MAX_WEIGHTS = 1 << 26  # decoder allocation bound (256 MB of float32)
+MAX_ACTIVATIONS = 1 << 27
+"""The decoder refuses a header whose chunks would render more hidden activations at once
+than this (512 MB of float32) before building anything."""
 
 
 REFERENCE_CHUNK_SECONDS = 0.25
@@ -338,6 +341,12 @@ class AudioFieldCodec(Codec):
         ):
             raise BitstreamError(
                 f"{self.name} header: implausible field width={width!r} depth={depth!r}"
+            )
+        activations = chunk * width * min(count, self.group_chunks)
+        if activations > MAX_ACTIVATIONS:
+            raise BitstreamError(
+                f"{self.name} header: chunks of {chunk} samples through width {width} take "
+                f"{activations} activations at once, more than the limit {MAX_ACTIVATIONS}"
             )
         weights = count * _mlp_params(width, depth, channels)
         if weights > min(MAX_WEIGHTS, 64 * len(data)):  # the encoder spends >= 1/8 bit a weight

@@ -48,6 +48,7 @@ from typing import Any, ClassVar
 import torch
 
 from inrkit.codecs.bitstream.container import Container, meta_to_signal, pack, values_to_signal
+from inrkit.codecs.bitstream.header import Float, Int, read_config
 from inrkit.codecs.bitstream.quantize import (
     deserialize_quantized,
     load_quantized_state,
@@ -61,7 +62,7 @@ from inrkit.datasets.grids import coordinate_grid
 from inrkit.datasets.signal import Signal
 from inrkit.errors import BitstreamError, InputError
 from inrkit.inr.field import Field, build_field, field_from_config
-from inrkit.registry import register_codec
+from inrkit.registry import FIELDS, register_codec
 
 from .base import Codec, EncodeOptions, Rate, scaled_image_shape, single_threaded
 
@@ -229,9 +230,13 @@ class ImageFieldCodec(Codec):
             raise BitstreamError(f"{self.name} file says the image has {channels} channels (1–4 allowed)")
         shape = scaled_image_shape(height, width, scale)
         try:
-            arch = _checked_arch(self.backbone, container.header["arch"])
-            arch.update(in_dim=2, out_channels=channels)
-            description = {"name": self.backbone, "config": arch}
+            config = read_config(
+                FIELDS.get(self.backbone).Config, container.header["arch"], f"{self.backbone} architecture",
+                fixed={"in_dim": 2, "out_channels": channels}, present="delta",
+                ints=Int(-MAX_OPTION_VALUE, MAX_OPTION_VALUE),
+                floats=Float(-MAX_OPTION_VALUE, MAX_OPTION_VALUE),
+            )
+            description = {"name": self.backbone, "config": dataclasses.asdict(config)}
             with torch.device("meta"):  # count the weights before allocating any
                 try:
                     params = _num_params(field_from_config(description))
@@ -274,25 +279,6 @@ def _config_delta(field: Field) -> dict[str, Any]:
     defaults = dataclasses.asdict(type(field.config)())
     return {k: v for k, v in config.items()
             if k not in ("in_dim", "out_channels") and v != defaults[k]}
-
-
-def _checked_arch(backbone: str, arch: Any) -> dict[str, Any]:
-    """Header architecture options, each a known option of the backbone's type."""
-    from inrkit.registry import FIELDS
-
-    if not isinstance(arch, dict):
-        raise BitstreamError(f"{backbone} architecture must be an object, found {type(arch).__name__}")
-    defaults = dataclasses.asdict(FIELDS.get(backbone).Config())
-    for key, value in arch.items():
-        if key not in defaults or key in ("in_dim", "out_channels"):
-            raise BitstreamError(f"{backbone} architecture has an unknown option {key!r}")
-        expected = type(defaults[key])
-        ok = type(value) is expected or (expected is float and type(value) is int)
-        if not ok:
-            raise BitstreamError(f"{backbone} option {key!r} must be {expected.__name__}, found {value!r}")
-        if expected is not str and not abs(value) <= MAX_OPTION_VALUE:
-            raise BitstreamError(f"{backbone} option {key!r} is {value}, beyond ±{MAX_OPTION_VALUE}")
-    return dict(arch)
 
 
 def _num_params(module: torch.nn.Module) -> int:

@@ -90,6 +90,7 @@ from inrkit.codecs.bitstream.container import (
     write_varint,
 )
 from inrkit.codecs.bitstream.entropy import decode_integers, encode_integers
+from inrkit.codecs.bitstream.header import Int, read_config
 from inrkit.codecs.bitstream.quantize import (
     deserialize_quantized,
     load_quantized_state,
@@ -181,15 +182,8 @@ def unpack_model(data: bytes) -> tuple[ShaciraModel, Container]:
     """Rebuild the model a file describes; malformed files raise BitstreamError."""
     container = ShaciraCodec.open(data)
     arch = container.header.get("arch")
-    fields = {f.name: f.type for f in dataclasses.fields(ShaciraConfig)}
-    if not isinstance(arch, dict) or set(arch) != set(fields):
-        raise BitstreamError(f"shacira header: 'arch' must hold exactly {sorted(fields)}, found {arch!r}")
-    for key, value in arch.items():
-        want = bool if fields[key] == "bool" else int
-        bound = 1 << 24 if key == "finest_resolution" else 1 << 16
-        if type(value) is not want or (want is int and not 0 <= value <= bound):
-            raise BitstreamError(f"shacira header: arch.{key} must be a small {want.__name__}, found {value!r}")
-    config = ShaciraConfig(**arch)
+    config = read_config(ShaciraConfig, arch, "shacira header: arch", present="all",
+                         bounds={"finest_resolution": Int(0, 1 << 24)}, ints=Int(0, 1 << 16))
     expected_dim = {"audio": 1, "image": 2, "video": 3}.get(container.modality)
     if config.in_dim != expected_dim or config.log2_hashmap_size > 24 or config.n_levels > 64:
         raise BitstreamError(f"shacira header: architecture {arch} does not fit a {container.modality}")

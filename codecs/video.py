@@ -63,7 +63,6 @@ import copy
 import dataclasses
 import math
 import operator
-import typing
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -74,6 +73,7 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from inrkit.codecs.bitstream.container import Container, meta_to_signal, pack
+from inrkit.codecs.bitstream.header import Float, Int, IntList, read_config
 from inrkit.codecs.bitstream.quantize import (
     QuantizedTensor,
     dequantize,
@@ -119,8 +119,10 @@ CENTRE_SECTION = "ecentre"
 # included, as the decoder builds it) plus all embeddings; and bounds on single config values.
 MAX_PARAMETERS = 50_000_000
 MAX_STAGES, MAX_STRIDE = 12, 16
-_INT_BOUNDS = {"kernel": 15, "kernel_min": 15, "kernel_max": 15, "sep_kernel": 15, "pe_levels": 4096}
-_FLOAT_BOUNDS = {"reduce": (1.0, 16.0), "pe_base": (1e-3, 16.0)}
+_CONFIG_BOUNDS = {
+    **{key: Int(1, 15) for key in ("kernel", "kernel_min", "kernel_max", "sep_kernel")},
+    "pe_levels": Int(1, 4096), "reduce": Float(1.0, 16.0), "pe_base": Float(1e-3, 16.0),
+}
 MAX_CONFIG_INT, MAX_CONFIG_FLOAT = 1 << 16, (1e-6, 1e3)
 
 
@@ -506,24 +508,18 @@ class VideoFieldCodec(Codec):
         cls = self.model_cls
         if not isinstance(arch, dict) or arch.get("name") != cls.name or not isinstance(arch.get("config"), dict):
             raise BitstreamError(f"{self.name} file describes {arch!r}, not a {cls.name} network")
-        values = arch["config"]
-        hints = typing.get_type_hints(cls.Config)
-        required = {f.name for f in dataclasses.fields(cls.Config) if f.default is dataclasses.MISSING}
-        unknown, missing = sorted(set(values) - set(hints)), sorted(required - set(values))
-        if unknown or missing:
-            raise BitstreamError(f"{self.name} architecture has unknown fields {unknown} or lacks {missing}")
-        for key, value in values.items():
-            if not _valid(hints[key], key, value):
-                raise BitstreamError(f"{self.name} architecture field {key!r} has an invalid value {value!r}")
-        if values.get("channels") != channels:
-            raise BitstreamError(f"{self.name} architecture has {values.get('channels')!r} channels, the clip {channels}")
+        config = read_config(cls.Config, arch["config"], f"{self.name} architecture", bounds=_CONFIG_BOUNDS,
+                             ints=Int(1, MAX_CONFIG_INT), floats=Float(*MAX_CONFIG_FLOAT),
+                             lists=IntList(1, MAX_STRIDE, MAX_STAGES, nullable=True))
+        if config.channels != channels:
+            raise BitstreamError(f"{self.name} architecture has {config.channels!r} channels, the clip {channels}")
         for key, size in (("height", height), ("width", width)):
-            if not size <= values[key] <= max_padded(size):
+            if not size <= getattr(config, key) <= max_padded(size):
                 raise BitstreamError(
-                    f"{self.name} architecture pads frames of {width}×{height} to {key} {values[key]}, "
+                    f"{self.name} architecture pads frames of {width}×{height} to {key} {getattr(config, key)}, "
                     f"outside {size}..{max_padded(size)}"
                 )
-        return cls.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        return config
 
 
 @contextlib.contextmanager
@@ -535,21 +531,6 @@ def _as_bitstream_error(what: str):
         raise
     except (ArithmeticError, IndexError, InputError, RuntimeError, TypeError, ValueError) as e:
         raise BitstreamError(f"{what}: {e}") from None
-
-
-def _valid(hint: Any, key: str, value: Any) -> bool:
-    if hint is int:
-        return type(value) is int and 1 <= value <= _INT_BOUNDS.get(key, MAX_CONFIG_INT)
-    if hint is float:
-        lo, hi = _FLOAT_BOUNDS.get(key, MAX_CONFIG_FLOAT)
-        return type(value) in (int, float) and math.isfinite(value) and lo <= value <= hi
-    if hint == (tuple[int, ...] | None):
-        return value is None or (
-            type(value) is list
-            and len(value) <= MAX_STAGES
-            and all(type(v) is int and 1 <= v <= MAX_STRIDE for v in value)
-        )
-    raise TypeError(f"no header check for an architecture field of type {hint}")
 
 
 def _floats(raw: bytes, count: int, what: str) -> np.ndarray:

@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--data", nargs="+", required=True, metavar="PATH",
                     help="media files and/or folders (searched recursively)")
     rd.add_argument("--codecs", type=_codec_list, required=True,
-                    help="comma-separated codec names, e.g. shacira,siren,jpeg,webp,avif")
+                    help="comma-separated codec specs, e.g. shacira,siren,jpeg,webp or "
+                         "shacira:log2_hashmap_size=14,adacode:model=m.safetensors")
     rd.add_argument("--points", type=int, default=6, help="rate points per codec (default 6)")
     rd.add_argument("--out", required=True, help="output folder (points/, JSON, summary, plots)")
     rd.add_argument("--per-image", action="store_true", help="also write per-file results")

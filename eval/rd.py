@@ -31,9 +31,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from inrkit.codecs.base import EncodeOptions, Rate
+from inrkit.codecs.specs import codec_from_spec, parse_spec
 from inrkit.datasets.files import output_folder
 from inrkit.errors import InputError
-from inrkit.registry import CODECS
 
 from .executors import check_executor, make_executor
 from .results import make_results, metric_keys, rate_key, write_json, write_text
@@ -75,7 +75,7 @@ def measure(item: WorkItem, signal) -> dict:
     """
     from .metrics import signal_metrics
 
-    result = round_trip(CODECS.get(item.codec)(), signal, item.rate, item.options)
+    result = round_trip(codec_from_spec(item.codec), signal, item.rate, item.options)
     return {
         "schema": POINT_SCHEMA,
         "file": item.path,
@@ -124,7 +124,7 @@ def plan(files: list[Path], codec_names: list[str], points: int, options: Encode
     """Every work item of a sweep, in file-major order."""
     items = []
     for name in codec_names:
-        codec = CODECS.get(name)()
+        codec = codec_from_spec(name)
         if modality not in codec.modalities:
             raise InputError(f"codec {name!r} handles {', '.join(codec.modalities)}, "
                              f"but the data is {modality}")
@@ -134,11 +134,24 @@ def plan(files: list[Path], codec_names: list[str], points: int, options: Encode
             blob = json.dumps(_options_dict(options), sort_keys=True).encode()
             tag = "-" + hashlib.sha1(blob).hexdigest()[:8]
         for path in files:
-            folder = f"{name}/{_file_id(path)}"
+            folder = f"{spec_folder(name)}/{_file_id(path)}"
             for index, rate in enumerate(ladder):
                 items.append(WorkItem(str(path), name, index, rate, options,
                                       f"{folder}/{rate.kind}={rate.value:g}{tag}.json"))
     return items
+
+
+def spec_folder(spec: str) -> str:
+    """The file-name form of a codec spec: its name alone, or the name and a hash of its
+    options (and of the identity of a model file it names), so that two specs of one
+    codec, or one spec with a retrained model, never share stored points."""
+    name, options = parse_spec(spec)
+    if not options:
+        return name
+    if isinstance(options.get("model"), str) and Path(options["model"]).is_file():
+        options["model"] = _file_id(Path(options["model"]))
+    blob = json.dumps(options, sort_keys=True).encode()
+    return f"{name}-{hashlib.sha1(blob).hexdigest()[:8]}"
 
 
 def _read_point(path: Path, modality: str) -> dict | None:
@@ -171,7 +184,8 @@ def sweep(data: list, codecs: list[str], out, *, points: int = 6, per_image: boo
 
     Args:
         data: media files and/or folders.
-        codecs: registered codec names.
+        codecs: codec specs (registered names, optionally with ``:key=value`` options,
+            :mod:`inrkit.codecs.specs`).
         points: rate points per codec (``codec.ladder(points)``).
         anchor: codec for the BD-rate columns (default: the first codec).
         jobs: parallel workers; ``executor`` ``"local"`` (process pool) or ``"ray"``.
@@ -185,7 +199,7 @@ def sweep(data: list, codecs: list[str], out, *, points: int = 6, per_image: boo
         raise InputError("--codecs: give at least one codec name")
     codecs = list(dict.fromkeys(codecs))
     for name in codecs:
-        CODECS.get(name)  # unknown names fail here, listing the known ones
+        codec_from_spec(name)  # unknown names and options fail here, listing the known ones
     if anchor is not None and anchor not in codecs:
         raise InputError(f"--anchor {anchor!r} is not one of the swept codecs ({', '.join(codecs)})")
     if points < 1:
@@ -276,7 +290,7 @@ def _aggregate(items: list[WorkItem], points_dir: Path, out: Path, codecs: list[
         nfiles = len(by_file)
         description = (f"{name} on {nfiles} {modality} file{'s' if nfiles != 1 else ''}, "
                        f"mean per rate point; inrkit rd sweep")
-        report.results[name] = write_json(out / f"{name}.json",
+        report.results[name] = write_json(out / f"{spec_folder(name)}.json",
                                           make_results(name, description, rows, rate, metrics))
         if per_image:
             stems = [Path(path).stem for path in by_file]
@@ -284,7 +298,7 @@ def _aggregate(items: list[WorkItem], points_dir: Path, out: Path, codecs: list[
                 stem = Path(path).stem
                 label = stem if stems.count(stem) == 1 else _file_id(Path(path))
                 doc = make_results(name, f"{name} on {path}", group, rate, metrics)
-                report.per_image.append(write_json(out / "per-image" / name / f"{label}.json", doc))
+                report.per_image.append(write_json(out / "per-image" / spec_folder(name) / f"{label}.json", doc))
 
 
 # -- the Markdown summary -----------------------------------------------------------------

@@ -12,17 +12,19 @@ Thin glue over the subpackages, so that a script reads like the CLI::
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 from typing import Any
 
+from inrkit.codecs import specs
 from inrkit.codecs.base import EncodeOptions, Rate, check_rate_below_raw
-from inrkit.codecs.bitstream.container import read_file_bytes, unpack, write_file
+from inrkit.codecs.bitstream.container import read_file_bytes, write_file
+from inrkit.codecs.specs import codec_from_spec, make_codec
 from inrkit.datasets import io as media
 from inrkit.datasets.signal import Signal
-from inrkit.errors import BitstreamError, InputError
-from inrkit.registry import CODECS
+from inrkit.errors import InputError
+
+__all__ = ["decode", "encode", "fit", "load", "make_codec", "save"]
 
 
 def _as_path(path: Any, what: str, takes: str = "a path (str or os.PathLike)") -> Path:
@@ -58,40 +60,6 @@ def fit(signal: Signal, model: str = "siren", **config: Any):
     return _fit(signal, model=model, **config)
 
 
-def check_inrk_codec(name: str, modality: str | None = None) -> None:
-    """Refuse, before any work, a codec that does not write ``.inrk`` files (the classical
-    codecs are registered only as references for rate–distortion sweeps) or that does
-    not handle ``modality``."""
-    from inrkit.codecs.classical import ClassicalCodec
-
-    inrk = [n for n in CODECS.names() if not issubclass(CODECS.get(n), ClassicalCodec)]
-    if name not in CODECS:
-        raise InputError(f"unknown codec {name!r}; encode takes: {', '.join(inrk)}")
-    cls = CODECS.get(name)
-    if issubclass(cls, ClassicalCodec):
-        raise InputError(
-            f"codec {name!r} is a classical reference for `inrkit eval rd`; it writes its own "
-            f"format, not .inrk. encode takes: {', '.join(inrk)}"
-        )
-    if modality is not None and modality not in cls.modalities:
-        raise InputError(f"codec {name!r} handles {', '.join(cls.modalities)}, not {modality}")
-
-
-def make_codec(name: str, **codec_kwargs: Any):
-    """Instantiate a registered codec (learned codecs take ``model=PATH``)."""
-    cls = CODECS.get(name)
-    takes = inspect.signature(cls).parameters
-    unknown = [key for key in codec_kwargs if key not in takes]
-    if unknown == ["model"]:
-        learned = [n for n in CODECS.names() if "model" in inspect.signature(CODECS.get(n)).parameters]
-        raise InputError(
-            f"codec {name!r} takes no model file; only the learned codecs do ({', '.join(learned)})"
-        )
-    if unknown:
-        raise InputError(f"codec {name!r} takes no option(s) {', '.join(sorted(unknown))}")
-    return cls(**codec_kwargs)
-
-
 def encode(
     signal: Signal,
     codec: str = "siren",
@@ -109,13 +77,19 @@ def encode(
 ) -> bytes:
     """Compress a signal with a registered codec; returns the complete file's bytes.
 
-    Exactly one of ``bpp``, ``kbps``, ``quality`` and ``lmbda`` may be given;
-    with none, the codec's middle quality preset is used (codecs without presets,
-    such as ``siren-audio``, need a rate).
+    ``codec`` is a codec spec (:mod:`inrkit.codecs.specs`: a name, optionally with
+    ``:key=value`` options, which win over ``codec_kwargs``). Exactly one of ``bpp``,
+    ``kbps``, ``quality`` and ``lmbda`` may be given; with none, the codec's middle
+    quality preset is used (codecs without presets, such as ``siren-audio``, need a
+    rate).
+
+    Raises:
+        InputError: a bad signal, codec, option or rate.
+        ModelError: a learned codec without a usable model file.
     """
     if not isinstance(signal, Signal):
         raise InputError(f"encode() takes an inrkit Signal (inrkit.load(path)), got {type(signal).__name__}")
-    coder = make_codec(codec, **codec_kwargs)
+    coder = codec_from_spec(codec, **codec_kwargs)
     if bpp is None and kbps is None and quality is None and lmbda is None:
         if "quality" not in coder.rate_kinds and signal.modality in coder.modalities:
             raise InputError(
@@ -135,25 +109,11 @@ def decode(data: bytes | str | os.PathLike, *, model: str | None = None, **optio
     """Decode a ``.inrk`` file (path or bytes); the codec is named in its header.
 
     ``options`` are codec-specific (``scale=2.0`` renders a coordinate field on a
-    finer grid; ``frames=(start, stop)`` decodes part of a video).
+    finer grid; ``frames=(start, stop)`` decodes part of a video); see
+    :func:`inrkit.codecs.specs.decode` for the errors.
     """
     if isinstance(data, bytes | bytearray):
         data = bytes(data)
-        container = unpack(data)
     else:
-        data, container = read_file_bytes(_as_path(data, "decode()", "the file's bytes or its path"))
-    if container.codec not in CODECS:
-        raise BitstreamError(
-            f"the file was written by codec {container.codec!r}, which this inrkit does not have "
-            f"(known: {', '.join(CODECS.names())})"
-        )
-    codec_kwargs = {"model": model} if model is not None else {}
-    coder = make_codec(container.codec, **codec_kwargs)
-    allowed = coder.decode_options.get(container.modality, ())
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise InputError(
-            f"{container.codec} {container.modality} files decode with "
-            f"{', '.join(allowed) or 'no options'}, not {', '.join(unknown)}"
-        )
-    return coder.decode(data, **options)
+        data, _ = read_file_bytes(_as_path(data, "decode()", "the file's bytes or its path"))
+    return specs.decode(data, model=model, **options)

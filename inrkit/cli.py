@@ -57,6 +57,7 @@ def _progress_line(message: str) -> None:
 def cmd_encode(args: argparse.Namespace) -> int:
     from inrkit import api
     from inrkit.codecs.base import Codec
+    from inrkit.codecs.specs import check_inrk_codec, parse_spec
     from inrkit.datasets.io import modality_of
     from inrkit.eval.metrics import signal_metrics
 
@@ -67,7 +68,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
             f"-o {out}: encode writes an .inrk file, not {modality_of(out)} "
             f"(decode turns the .inrk into {out.suffix}); name it e.g. {out.with_suffix('.inrk')}"
         )
-    api.check_inrk_codec(args.codec)
+    codec_name, spec_options = parse_spec(args.codec)
+    check_inrk_codec(codec_name)
     load_options = {}
     if args.frames:
         load_options["frames"] = args.frames
@@ -91,7 +93,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     # The summary is measured on the decoded bytes before the file is written, so a
     # failure there leaves no file behind.
-    decoded = api.decode(data, **codec_kwargs)
+    decoded = api.decode(data, model=spec_options.get("model", args.model))
     rate = Codec.measured_rate(signal, data)
     rate_text = f"{rate:.2f} kbps" if signal.modality == "audio" else f"{rate:.4f} bpp"
     metrics = signal_metrics(signal, decoded)
@@ -206,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     enc = sub.add_parser("encode", help="compress a media file into a .inrk file")
     enc.add_argument("input", help="image, video or audio file (or a folder of frames)")
     enc.add_argument("-o", "--output", required=True, help="output .inrk file")
-    enc.add_argument("--codec", default="siren", help="codec name (default siren); an unknown name lists them")
+    enc.add_argument("--codec", default="siren", help="codec spec: a name (default siren; an unknown name lists them), optionally "
+                     "with options NAME:key=value:... (e.g. shacira:log2_hashmap_size=14)")
     rate = enc.add_mutually_exclusive_group()
     rate.add_argument("--bpp", type=positive(float), help="target bits per pixel (images, video)")
     rate.add_argument("--kbps", type=positive(float), help="target kilobits per second (audio)")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from inrkit import api
+from inrkit.codecs.specs import check_inrk_codec
 from inrkit.datasets.files import output_folder
 from inrkit.datasets.samples import sample_image_path
 
@@ -19,7 +20,7 @@ def run_demo(out_dir: Path, codec: str = "hashgrid", seconds: float | None = Non
              bpp: float = 1.0, steps: int | None = None) -> dict:
     from inrkit.eval.metrics import image_metrics
 
-    api.check_inrk_codec(codec, "image")
+    check_inrk_codec(codec, "image")
     out_dir = output_folder(out_dir)
     source = sample_image_path()
     image = api.load(source)

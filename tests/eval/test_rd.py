@@ -6,6 +6,7 @@ from inrkit import InputError
 from inrkit.datasets import load_sample_image, save
 from inrkit.eval import rd
 from inrkit.eval.cli import main
+from inrkit.registry import CODECS
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +162,7 @@ def test_default_ladder_of_the_base_codec():
 
 
 def test_a_ladder_shorter_than_points_is_noted(photos, tmp_path, capsys):
-    ladder = len(rd.CODECS.get("jpeg")().ladder(1000))
+    ladder = len(CODECS.get("jpeg")().ladder(1000))
     assert main(["rd", "--data", str(photos / "face.png"), "--codecs", "jpeg", "--points", "1000",
                  "--out", str(tmp_path / "run"), "--quiet"]) == 0  # fmt: skip
     captured = capsys.readouterr()
