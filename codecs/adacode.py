@@ -97,12 +97,13 @@ class AdaCodeCodec(LearnedCodec):
             return self._pack(
                 signal, model.compress(x, int(rate.value), analysis), pad, model, digest
             )
-        best = None
+        best: bytes | None = None
         for m in range(1, k + 1):
             data = self._pack(signal, model.compress(x, m, analysis), pad, model, digest)
             if best is not None and 8 * len(data) / (height * width) > rate.value:
                 break
             best = data
+        assert best is not None  # m = 1 is always kept
         return best
 
     def _pack(self, signal: Signal, codes: Codes, pad, model: AdaCode, digest: str) -> bytes:

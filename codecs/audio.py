@@ -227,6 +227,7 @@ class AudioFieldCodec(Codec):
             qat_steps = min(self.qat_steps, max(10, steps // 10))
             self.optimize(fields, values, qat_steps, self.lr * 0.1, qat_budget, bits=bits)
             data = self._pack(signal, fields, scales, chunk, bits)
+        assert data is not None  # the loop runs at least once
         return data
 
     @staticmethod
@@ -282,12 +283,13 @@ class AudioFieldCodec(Codec):
     def best_bit_width(
         self, signal, fields, scales, chunk, target_kbps
     ) -> tuple[bytes, int, float]:
-        best = None
+        best: tuple[bytes, int, float] | None = None
         for bits in range(4, 13):
             data = self._pack(signal, fields, scales, chunk, bits)
             kbps = self.measured_rate(signal, data)
             if best is None or abs(kbps - target_kbps) < abs(best[2] - target_kbps):
                 best = (data, bits, kbps)
+        assert best is not None  # the range of widths is not empty
         return best
 
     def _pack(self, signal: Signal, fields: ChunkFields, scales, chunk: int, bits: int) -> bytes:

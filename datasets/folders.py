@@ -51,8 +51,8 @@ def list_media(path, modality: str | None = None) -> list[Path]:
     if path.is_file():
         kind = modality_of(path)
         if kind is None or (modality is not None and kind != modality):
-            found = {"image": "an image", "video": "a video", "audio": "an audio"}.get(kind, "a non-media")
-            raise InputError(f"{path}: expected one of the {wanted}, found {found} file")
+            what = {"image": "an image", "video": "a video", "audio": "an audio"}.get(kind, "a non-media")
+            raise InputError(f"{path}: expected one of the {wanted}, found {what} file")
         return [path]
 
     found: list[Path] = []

@@ -43,7 +43,7 @@ import av
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, TiffImagePlugin, UnidentifiedImageError
 
 from inrkit.errors import InputError
 
@@ -136,8 +136,7 @@ def chw_to_array(data: torch.Tensor, bits: int) -> np.ndarray:
     """``[..., C, H, W]`` in ``[0, 1]`` → ``[..., H, W, C]`` uint8 (bits 8) or uint16 (bits 16)."""
     peak = (1 << bits) - 1
     values = torch.round(data.detach().float().clamp(0.0, 1.0) * peak)
-    values = values.movedim(-3, -1).cpu().numpy()
-    return values.astype(np.uint16 if bits == 16 else np.uint8)
+    return values.movedim(-3, -1).cpu().numpy().astype(np.uint16 if bits == 16 else np.uint8)
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -147,7 +146,7 @@ def _deep_colour(path: Path, im: Image.Image) -> bool:
         with open(path, "rb") as f:
             head = f.read(26)
         return len(head) == 26 and head[24] == 16 and head[25] in (2, 4, 6)
-    if im.format == "TIFF":
+    if isinstance(im, TiffImagePlugin.TiffImageFile):
         bits = im.tag_v2.get(258) or ()
         return len(bits) > 1 and max(bits) > 8
     return False

@@ -180,7 +180,7 @@ def read_video(path, *, frames=None, resize=None, max_pixels=None, max_bytes=Non
         height, width = stream.codec_context.height, stream.codec_context.width
         if height and width:
             check_pixels(path, height, width, max_pixels)
-        size = target_size(height, width, resize) if height and width else None
+        size: tuple[int, int] | None = target_size(height, width, resize) if height and width else None
         layout = frame_layout(stream.codec_context.format) if stream.codec_context.format else None
         total = _estimated_frames(container, stream)
         if total and size:
@@ -207,7 +207,7 @@ def read_video(path, *, frames=None, resize=None, max_pixels=None, max_bytes=Non
                     )
                 array = frame_to_array(frame, layout[0], layout[1])
                 items.append(resize_chw(array_to_chw(array), size) if size != (height, width) else array)
-                check_memory(path, (len(items), layout[0], *size), max_bytes, hint=_HINT)
+                check_memory(path, (len(items), layout[0], *size), max_bytes, hint=_HINT)  # type: ignore[misc]  # set by the first frame
         except av.FFmpegError as err:
             raise InputError(f"{path}: expected a decodable video, but frame {index + 1} is damaged ({err})") from err
         if not items:
@@ -227,7 +227,7 @@ def read_video(path, *, frames=None, resize=None, max_pixels=None, max_bytes=Non
             "pix_fmt": stream.codec_context.format.name if stream.codec_context.format else None,
             "frames": (start, start + len(items) * step, step),
         }
-    data = _assemble(items, (len(items), layout[0], *size))
+    data = _assemble(items, (len(items), layout[0], *size))  # type: ignore[misc]  # set by the first frame
     bit_depth = layout[2] if layout[2] > 8 else 8
     frame_rate = float(rate) / step if rate else None
     return Signal(data, "video", bit_depth=bit_depth, frame_rate=frame_rate, source=str(path), meta=meta)

@@ -67,8 +67,8 @@ def _curve(rate, quality, label: str) -> tuple[list[float], list[float], str]:
 def _bd(kind: str, anchor: tuple, test: tuple, method: str) -> BDResult:
     if method not in METHODS:
         raise InputError(f"BD interpolation: expected one of {', '.join(METHODS)}, got {method!r}")
-    ra, qa, why_a = _curve(*anchor, "anchor curve")
-    rt, qt, why_t = _curve(*test, "test curve")
+    ra, qa, why_a = _curve(anchor[0], anchor[1], "anchor curve")
+    rt, qt, why_t = _curve(test[0], test[1], "test curve")
     if why_a or why_t:
         return BDResult(None, why_a or why_t)
     needed = 4 if method == "cubic" else 2

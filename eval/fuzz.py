@@ -30,6 +30,7 @@ import time
 import traceback
 import tracemalloc
 import zlib
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,7 @@ def random_bytes(rnd, d, _seeds):
 
 def _mutate_json(rnd: random.Random, value, depth=0):
     """Replace one leaf or key somewhere in a JSON value with something hostile."""
-    hostile = [None, True, -1, 0, 2**31, 2**63, 10**30, -(10**30), 1e308, 0.5, "", "x" * 300, [], {}, [1] * 50]
+    hostile: list[Any] = [None, True, -1, 0, 2**31, 2**63, 10**30, -(10**30), 1e308, 0.5, "", "x" * 300, [], {}, [1] * 50]
     if isinstance(value, dict) and value and rnd.random() < 0.8:
         key = rnd.choice(list(value))
         out = dict(value)

@@ -264,7 +264,7 @@ def _modality(files: list[Path]) -> str:
         from inrkit.datasets import load
 
         return load(files[0]).modality  # unknown extension: sniff the content
-    return kinds.pop()
+    return str(kinds.pop())
 
 
 def _kodak_like(files: list[Path]) -> bool:

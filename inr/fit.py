@@ -387,7 +387,11 @@ class _Stepper:
             warnings.warn("torch.compile needs a C++ compiler on CPU; fitting eagerly", stacklevel=3)
             return
         field, loss_fn = self.field, self.loss_fn
-        self._fn = torch.compile(lambda coords, values: _as_terms(loss_fn(field, coords, values)))
+
+        def terms(coords, values):
+            return _as_terms(loss_fn(field, coords, values))
+
+        self._fn = torch.compile(terms)
         self.compiled = True
 
     def maybe_compile(self, step: int, steps: int | None, elapsed: float, time_budget: float | None) -> None:

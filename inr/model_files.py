@@ -16,7 +16,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -69,7 +69,8 @@ def save_model(
     with metadata ``format=file_format`` and ``config`` as JSON; returns the
     :func:`tensor_hash` of what was written."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    config = json.dumps(dataclasses.asdict(model.config), sort_keys=True)
+    model_config: Any = model.config
+    config = json.dumps(dataclasses.asdict(model_config), sort_keys=True)
     atomic_save_file(tensors, path, {"format": file_format, "config": config, **(metadata or {})})
     return tensor_hash(tensors)
 

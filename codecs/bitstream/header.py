@@ -170,7 +170,7 @@ def read_config(cls: type[C], values: Any, where: str, *, bounds: Mapping[str, K
     kinds = {k: v for k, v in config_kinds(cls, bounds, **limits).items() if k not in fixed}
     if present not in ("all", "required", "delta"):
         raise ValueError(f"present must be 'all', 'required' or 'delta', not {present!r}")
-    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    fields = dataclasses.fields(cls)
     has_default = {f.name for f in fields
                    if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
     optional = {"all": set(), "required": has_default, "delta": set(kinds)}[present]

@@ -262,19 +262,20 @@ class MultiresGrid(nn.Module):
         along axis 0 to the slice or int64 indices ``first``), cached: the table rows of
         the lattice vertices the grid touches, and per axis the positions of each
         sample's two vertices among them and its weight."""
+        pick: torch.Tensor | slice
         if isinstance(first, torch.Tensor):
             pick = first.to(torch.long)
             key_first = tuple(pick.tolist())
         else:
-            pick = slice(*(first or slice(None)).indices(int(shape[0])))
-            key_first = (pick.start, pick.stop, pick.step)
+            rows = slice(*(first or slice(None)).indices(int(shape[0])))
+            pick, key_first = rows, (rows.start, rows.stop, rows.step)
         key = (tuple(int(n) for n in shape), key_first, self.scales.device)
         if key in self._plans:
             return self._plans[key]
         from inrkit.datasets.grids import axis_coords
 
-        axes = [axis_coords(int(n), self.scales.device, self.scales.dtype) for n in shape]
-        axes = [self.axis_cells(x) for x in [axes[0][pick], *axes[1:]]]
+        coords = [axis_coords(int(n), self.scales.device, self.scales.dtype) for n in shape]
+        axes = [self.axis_cells(x) for x in [coords[0][pick], *coords[1:]]]
         plan = []
         for level in range(self.n_levels):
             vertices, per_axis = [], []

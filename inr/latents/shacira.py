@@ -191,8 +191,8 @@ def train(model: ShaciraModel, signal: Signal, cfg: TrainConfig, seed: int = 0,
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        mse, bits = float(mse.detach()), float(bits.detach())
-        terms = {"mse": mse, "bits": bits, "psnr": -10 * math.log10(max(mse, 1e-12))}
+        mse_value, bits_value = float(mse.detach()), float(bits.detach())
+        terms = {"mse": mse_value, "bits": bits_value, "psnr": -10 * math.log10(max(mse_value, 1e-12))}
         if bar is not None:
             bar.update(1)
             bar.set_postfix(psnr=f"{terms['psnr']:.2f}", kbit=f"{terms['bits'] / 1000:.1f}")

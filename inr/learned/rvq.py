@@ -23,6 +23,8 @@ returns a small dataclass instead of a tuple; this module lives in ``inrkit.inr`
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
 
 import torch
@@ -142,4 +144,5 @@ class ResidualVectorQuantize(nn.Module):
             raise ValueError(
                 f"codes for 1..{self.n_codebooks} quantizers expected, got {codes.shape[1]}"
             )
-        return sum(q.decode(codes[:, i]) for i, q in enumerate(self.quantizers[: codes.shape[1]]))
+        parts = [q.decode(codes[:, i]) for i, q in enumerate(self.quantizers[: codes.shape[1]])]
+        return functools.reduce(operator.add, parts)  # the sum in this order: decodes repeat

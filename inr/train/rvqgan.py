@@ -44,6 +44,7 @@ import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
 import numpy as np
 import torch
@@ -154,7 +155,7 @@ class BandDiscriminator(nn.Module):
         fmap, outs = [], []
         for (lo, hi), stack in zip(self.bands, self.band_convs, strict=True):
             band = spec[..., lo:hi]
-            for layer in stack:
+            for layer in stack:  # type: ignore[attr-defined]  # an nn.ModuleList
                 band = layer(band)
                 fmap.append(band)
             outs.append(band)
@@ -253,15 +254,15 @@ class MelLoss(nn.Module):
         return mel.clamp(min=self.clamp_eps).log10()
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return sum(F.l1_loss(self.log_mel(x, w), self.log_mel(y, w)) for w in self.window_lengths)
+        return cast(torch.Tensor, sum(F.l1_loss(self.log_mel(x, w), self.log_mel(y, w)) for w in self.window_lengths))
 
 
 def discriminator_loss(d_fake, d_real) -> torch.Tensor:
     """Least-squares GAN loss of the discriminator (fakes → 0, reals → 1)."""
-    return sum(
+    return cast(torch.Tensor, sum(
         torch.mean(f[-1] ** 2) + torch.mean((1 - r[-1]) ** 2)
         for f, r in zip(d_fake, d_real, strict=True)
-    )
+    ))
 
 
 def generator_losses(d_fake, d_real) -> tuple[torch.Tensor, torch.Tensor]:
@@ -272,7 +273,7 @@ def generator_losses(d_fake, d_real) -> tuple[torch.Tensor, torch.Tensor]:
         for f, r in zip(d_fake, d_real, strict=True)
         for ff, rr in zip(f[:-1], r[:-1], strict=True)
     )
-    return adv, feat
+    return cast(torch.Tensor, adv), cast(torch.Tensor, feat)
 
 
 def _split(maps, n: int):

@@ -56,6 +56,7 @@ import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -308,7 +309,8 @@ def _train(args, rank: int, world: int) -> TrainState:
     meta_params = [p for n, p in model.named_parameters() if not n.startswith("priors.")]
     optimizers = {"meta": torch.optim.Adam(meta_params, lr=args.lr)}
     state = TrainState()
-    opt_tensors, opt_meta = {}, {}
+    opt_tensors: dict[str, torch.Tensor] = {}
+    opt_meta: dict[str, Any] = {}
     if args.resume:
         state, opt_tensors, opt_meta = load_checkpoint(args.out, model)
         if "meta" in opt_meta:
