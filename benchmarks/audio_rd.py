@@ -73,7 +73,7 @@ def train_rvqgan(model: Path, seconds: float) -> None:
 
     model.parent.mkdir(parents=True, exist_ok=True)
     args = ["--data", str(data_root() / "audio" / "train"), "--out", str(model), *TRAIN_ARGS]
-    train_main([*args, "--time-budget", str(seconds)])
+    train_main([*args, "--time", str(seconds)])
 
 
 def training_info(model: Path) -> dict:

@@ -61,7 +61,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from inrkit.datasets.io import modality_of
     from inrkit.eval.metrics import signal_metrics
 
-    inp, out = Path(args.input), Path(args.output)
+    inp, out = Path(args.input), Path(args.out)
     _check_not_input(inp, out)
     if modality_of(out):
         raise InputError(
@@ -123,7 +123,7 @@ def _db(value: float) -> str:
 def cmd_decode(args: argparse.Namespace) -> int:
     from inrkit import api
 
-    inp, out = Path(args.input), Path(args.output)
+    inp, out = Path(args.input), Path(args.out)
     _check_not_input(inp, out)
     from inrkit.codecs.bitstream.container import read_file_bytes
     from inrkit.datasets.io import check_writable_as
@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     enc = sub.add_parser("encode", help="compress a media file into a .inrk file")
     enc.add_argument("input", help="image, video or audio file (or a folder of frames)")
-    enc.add_argument("-o", "--output", required=True, help="output .inrk file")
+    enc.add_argument("-o", "--out", "--output", dest="out", required=True, help="output .inrk file")
     enc.add_argument("--codec", default="siren", help="codec spec: a name (default siren; an unknown name lists them), optionally "
                      "with options NAME:key=value:... (e.g. shacira:log2_hashmap_size=14)")
     rate = enc.add_mutually_exclusive_group()
@@ -232,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     dec = sub.add_parser("decode", help="decode a .inrk file to a media file")
     dec.add_argument("input", help=".inrk file")
-    dec.add_argument("-o", "--output", required=True, help="output media file (format from extension)")
+    dec.add_argument("-o", "--out", "--output", dest="out", required=True,
+                     help="output media file (format from extension)")
     dec.add_argument("--scale", type=positive(float), default=1.0,
                      help="render at SCALE× resolution (images of siren, spder, polyinr, fourier, "
                           "hashgrid, shacira)")

@@ -407,7 +407,8 @@ def _parse(argv) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--time-budget", type=float, default=None, help="stop (and save) after this many seconds"
+        "--time", "--time-budget", dest="time", type=float, default=None,
+        help="stop (and save) after this many seconds"
     )
     p.add_argument(
         "--save-every", type=int, default=500, help="checkpoint every N steps (default 500)"
@@ -438,7 +439,7 @@ def _parse(argv) -> argparse.Namespace:
             )
     if not args.segment_seconds > 0:
         raise InputError(f"--segment-seconds must be positive, got {args.segment_seconds}")
-    require_positive(args, "lr", "time_budget")
+    require_positive(args, "lr", "time")
     if not 0 <= args.disc_width < math.inf:
         raise InputError(f"--disc-width must be >= 0, got {args.disc_width}")
     _config(args)  # every architecture flag, before any process group or data
@@ -580,7 +581,7 @@ def _train(args, rank: int, world: int, device: torch.device) -> TrainState:
             state = TrainState(step + 1, time.monotonic() - started, logs)
             bar.update(1)
             bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items()}, refresh=False)
-            stop = args.time_budget is not None and state.seconds >= args.time_budget
+            stop = args.time is not None and state.seconds >= args.time
             if world > 1:
                 flag = torch.tensor([float(stop)], device=device)
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)

@@ -257,3 +257,21 @@ def test_an_output_below_a_file_says_so(encoded, image_file, tmp_path, capsys):
     out = image_file.parent / "crop.png" / "x.png"
     assert main(["decode", str(encoded), "-o", str(out)]) == 2
     assert "crop.png is a file, not a folder" in _error_line(capsys)
+
+
+def test_one_output_flag_vocabulary_and_python_m(image_file, encoded, tmp_path):
+    """``-o`` / ``--out`` name the output of encode, decode, eval and train alike (``--output``
+    is still read), and ``python -m inrkit`` is the same command line."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "a.inrk"
+    assert main(["encode", str(image_file), "--out", str(out), "--codec", "siren", "--bpp", "6",
+                 "--steps", "5", "-q"]) == 0 and out.stat().st_size > 0
+    assert main(["decode", str(encoded), "--out", str(tmp_path / "a.png")]) == 0
+    assert main(["decode", str(encoded), "--output", str(tmp_path / "b.png")]) == 0
+    version = subprocess.run([sys.executable, "-m", "inrkit", "--version"], capture_output=True,
+                             text=True, check=True)
+    from inrkit.version import __version__
+
+    assert version.stdout.strip() == f"inrkit {__version__}"

@@ -215,7 +215,7 @@ def test_train_and_resume(audio_dir, tmp_path):
 @pytest.mark.parametrize(
     ("flags", "message"),
     [(["--lr", "-1"], "--lr must be a positive number"), (["--lr", "nan"], "--lr must be"),
-     (["--time-budget", "0"], "--time-budget must be"), (["--n-codebooks", "0"], "n_codebooks"),
+     (["--time", "0"], "--time must be"), (["--n-codebooks", "0"], "n_codebooks"),
      (["--quantizer-dropout", "2"], "quantizer_dropout is a probability"),
      (["--sample-rate", "0"], "sample_rate"), (["--decoder-rates", "8,2"], "same product"),
      (["--decoder-dim", "30"], "divisible"), (["--disc-width", "-1"], "--disc-width")],
