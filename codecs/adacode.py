@@ -59,6 +59,10 @@ class AdaCodeCodec(LearnedCodec):
     modalities = ("image",)
     rate_kinds = ("quality", "bpp")
 
+    def default_quality(self) -> int:
+        """m = 4 kept codebooks, or all of them if the model has fewer."""
+        return min(4, self._model()[0].config.codebooks)
+
     def load_model(self, path: Path) -> tuple[AdaCode, str]:
         return load_model(path)
 

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from inrkit.arguments import check_seed
 from inrkit.codecs.bitstream.container import Container, unpack
 from inrkit.datasets.limits import max_pixels
 from inrkit.datasets.signal import Signal
@@ -105,6 +106,7 @@ class EncodeOptions:
         if self.time_budget is not None and not self.time_budget > 0:
             raise InputError(f"the time budget must be a positive number of seconds, got {self.time_budget}")
         check_device(self.device)
+        check_seed(self.seed)
 
     def steps_or(self, default: int, codec: str) -> int:
         """The step (or epoch) budget of an encoder that fits its signal: ``steps``, or
@@ -163,6 +165,10 @@ class Codec:
             raise InputError(
                 f"codec {self.name!r} takes a rate as {' or '.join(self.rate_kinds)}, not {rate.kind}"
             )
+
+    def default_quality(self) -> int:
+        """The quality preset an encode without a rate uses: the middle of 1..8."""
+        return 4
 
     def ladder(self, n: int) -> list[Rate]:
         """``n`` rate points, smallest first, for a rate–distortion sweep.

@@ -153,6 +153,11 @@ SAMPLE_BATCH = 1 << 16
 """Random points per step for audio longer than 4 batches."""
 VIDEO_BATCH = 1 << 17
 """Samples per video step, taken as whole random frames (the nearest number, at least one)."""
+_ARCH_BOUNDS = {"finest_resolution": Int(0, 1 << 24), **{key: Int(1, 1 << 16) for key in (
+    "mlp_width", "n_levels", "latent_dim", "feature_dim", "out_channels", "base_resolution")}}
+MAX_MLP_PARAMETERS = 1 << 22
+"""The decoder refuses an MLP of more parameters than this (16 MiB of float32; the default
+has a few hundred) before building it."""
 MAX_ENTRIES = 1 << 27
 """The decoder refuses grids of more latents than this (512 MiB of float32) before
 allocating them."""
@@ -183,10 +188,16 @@ def unpack_model(data: bytes) -> tuple[ShaciraModel, Container]:
     container = ShaciraCodec.open(data)
     arch = container.header.get("arch")
     config = read_config(ShaciraConfig, arch, "shacira header: arch", present="all",
-                         bounds={"finest_resolution": Int(0, 1 << 24)}, ints=Int(0, 1 << 16))
+                         bounds=_ARCH_BOUNDS, ints=Int(0, 1 << 16))
     expected_dim = {"audio": 1, "image": 2, "video": 3}.get(container.modality)
     if config.in_dim != expected_dim or config.log2_hashmap_size > 24 or config.n_levels > 64:
         raise BitstreamError(f"shacira header: architecture {arch} does not fit a {container.modality}")
+    features = config.n_levels * config.feature_dim
+    w = config.mlp_width
+    mlp = (features + 1) * w + config.mlp_depth * (w + 1) * w + (w + 1) * config.out_channels
+    if mlp > MAX_MLP_PARAMETERS:
+        raise BitstreamError(f"shacira header: an MLP of {mlp} parameters is beyond the limit "
+                             f"of {MAX_MLP_PARAMETERS}")
     most_entries = config.n_levels * (1 << config.log2_hashmap_size) * config.latent_dim  # rows ≤ table
     if most_entries > MAX_ENTRIES:
         raise BitstreamError(f"shacira header: a grid of up to {most_entries} latents is beyond the limit")

@@ -57,6 +57,13 @@ def _sample_range(path: Path, frames, total: int | None) -> tuple[int, int | Non
     return start, stop
 
 
+def _finite(path: Path, samples: torch.Tensor) -> torch.Tensor:
+    """``samples`` unless some are NaN or infinite (clipping to ±1 would hide an infinity)."""
+    if not torch.isfinite(samples).all():
+        raise InputError(f"{path}: expected finite audio samples, found NaN or infinite values")
+    return samples
+
+
 def _read_soundfile(path: Path, frames, max_bytes) -> Signal:
     try:
         info = sf.info(str(path))
@@ -73,7 +80,7 @@ def _read_soundfile(path: Path, frames, max_bytes) -> Signal:
         raise InputError(f"{path}: expected decodable audio, but it is damaged ({err})") from err
     if samples.shape[0] == 0:
         raise InputError(f"{path}: expected audio samples, found none in the requested range")
-    data = torch.from_numpy(np.ascontiguousarray(samples.T)).clamp_(-1.0, 1.0)
+    data = _finite(path, torch.from_numpy(np.ascontiguousarray(samples.T))).clamp_(-1.0, 1.0)
     meta = {"format": info.format, "subtype": info.subtype}
     bits = _SUBTYPE_BITS.get(info.subtype, 16)
     return Signal(data, "audio", bit_depth=bits, sample_rate=float(rate), source=str(path), meta=meta)
@@ -111,7 +118,7 @@ def _read_pyav(path: Path, frames, max_bytes) -> Signal:
         if decoded == 0:
             raise InputError(f"{path}: expected audio samples, found a zero-length recording")
         raise InputError(f"{path}: frames={frames!r} selects no samples; the file has {decoded} samples")
-    data = torch.from_numpy(np.concatenate(chunks, axis=1)).clamp_(-1.0, 1.0)
+    data = _finite(path, torch.from_numpy(np.concatenate(chunks, axis=1))).clamp_(-1.0, 1.0)
     meta = {"format": container.format.name, "codec": codec}
     return Signal(data, "audio", bit_depth=16, sample_rate=float(rate), source=str(path), meta=meta)
 

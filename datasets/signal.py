@@ -19,6 +19,9 @@ import torch
 from inrkit.errors import InputError
 
 MODALITIES = ("image", "video", "audio")
+MIN_FRAME_RATE, MAX_FRAME_RATE = 1e-3, 1e4
+"""Frame rates a video Signal may have: writers store the rate as a fraction with a
+denominator of at most 1001, which a rate below 1/1000 would round to zero."""
 _NDIM = {"image": 3, "video": 4, "audio": 2}
 _GRID_AXES = {"image": "H, W", "video": "T, H, W", "audio": "N"}
 
@@ -47,6 +50,9 @@ class Signal:
             raise InputError(f"{self.modality} signal is empty: shape {tuple(self.data.shape)}")
         if self.modality == "audio" and not self.sample_rate:
             raise InputError("an audio Signal needs a sample_rate")
+        if self.frame_rate is not None and not MIN_FRAME_RATE <= self.frame_rate <= MAX_FRAME_RATE:
+            raise InputError(f"frame_rate must be in {MIN_FRAME_RATE:g}..{MAX_FRAME_RATE:g} frames per second, "
+                             f"got {self.frame_rate!r}")
         self.data = self.data.to(torch.float32)
         if not torch.isfinite(self.data).all():
             raise InputError(f"{self.modality} signal holds NaN or infinite values")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inrkit.arguments import ArgumentParser
+from inrkit.arguments import ArgumentParser, seed_type
 from inrkit.errors import InputError
 
 
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--steps", type=int, help="fitting steps for INR codecs")
     rd.add_argument("--time", type=float, dest="time_budget", metavar="SECONDS",
                     help="fitting time budget per item for INR codecs")
-    rd.add_argument("--seed", type=int, default=0)
+    rd.add_argument("--seed", type=seed_type, default=0)
     rd.add_argument("--no-reference", action="store_true",
                     help="never draw the published Kodak curves")
     rd.add_argument("--quiet", action="store_true", help="no progress bar")

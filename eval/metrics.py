@@ -192,10 +192,13 @@ def audio_psnr(ref, rec) -> float:
 
 
 def snr(ref, rec) -> float:
-    """Signal-to-noise ratio ``10·log10(Σx² / Σ(x-y)²)`` in dB."""
+    """Signal-to-noise ratio ``10·log10(Σx² / Σ(x-y)²)`` in dB: +inf for an exact copy,
+    nan (undefined) for a silent reference that is not reproduced exactly."""
     a, b, _ = _audio_pair(ref, rec)
-    noise = float((a - b).pow(2).sum())
-    return math.inf if noise == 0 else 10.0 * math.log10(float(a.pow(2).sum()) / noise)
+    noise, power = float((a - b).pow(2).sum()), float(a.pow(2).sum())
+    if noise == 0:
+        return math.inf
+    return math.nan if power == 0 else 10.0 * math.log10(power / noise)
 
 
 def si_sdr(ref, rec, zero_mean: bool = True) -> float:

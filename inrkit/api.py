@@ -79,7 +79,7 @@ def encode(
 
     ``codec`` is a codec spec (:mod:`inrkit.codecs.specs`: a name, optionally with
     ``:key=value`` options, which win over ``codec_kwargs``). Exactly one of ``bpp``,
-    ``kbps``, ``quality`` and ``lmbda`` may be given; with none, the codec's middle
+    ``kbps``, ``quality`` and ``lmbda`` may be given; with none, the codec's default
     quality preset is used (codecs without presets, such as ``siren-audio``, need a
     rate).
 
@@ -95,7 +95,7 @@ def encode(
             raise InputError(
                 f"codec {codec!r} has no quality presets; give a rate as {' or '.join(coder.rate_kinds)}"
             )
-        quality = 4
+        quality = coder.default_quality()
     rate = Rate(bpp=bpp, kbps=kbps, quality=quality, lmbda=lmbda)
     options = EncodeOptions(
         steps=steps, time_budget=time_budget, seed=seed, device=device, progress=progress

@@ -39,6 +39,32 @@ def positive(kind):
     return parse
 
 
+MAX_SEED = (1 << 63) - 1
+"""The largest seed: ``torch.manual_seed`` takes a signed 64-bit integer."""
+
+
+def check_seed(seed) -> int:
+    """A seed for ``torch.manual_seed``: a whole number in ``0..MAX_SEED``.
+
+    Raises:
+        InputError: anything else.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"a seed must be a whole number in 0..{MAX_SEED}, got {seed!r}")
+    return seed
+
+
+def seed_type(text: str) -> int:
+    """An argparse ``type`` for ``--seed`` (:func:`check_seed`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be in 0..{MAX_SEED}, got {text}")
+    return value
+
+
 def run_command(command: Callable[[list[str]], int], argv: list[str]) -> int:
     """Run ``command(argv)`` under the error policy and return the exit code.
 

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from inrkit.arguments import ArgumentParser, positive, run_command
+from inrkit.arguments import ArgumentParser, positive, run_command, seed_type
 from inrkit.errors import InputError
 from inrkit.version import __version__
 
@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         "default steps, whichever comes first (raise --steps to use a long budget); "
         "vcinr spends it refining the latents",
     )  # fmt: skip
-    enc.add_argument("--seed", type=int, default=0)
+    enc.add_argument("--seed", type=seed_type, default=0)
     enc.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     enc.add_argument("--model", help="trained model file (safetensors) for learned codecs")
     enc.add_argument("--frames", type=_parse_range, help="video frame range START:STOP")
@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--time", type=positive(float), default=90.0, help="encoding time budget (s)")
     demo.add_argument("--steps", type=positive(int), default=None,
                       help="fitting steps (a budget that does not depend on the machine's load)")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=seed_type, default=0)
     demo.set_defaults(func=cmd_demo)
 
     sub.add_parser("eval", help="rate–distortion sweeps and plots (inrkit eval -h)", add_help=False)

@@ -61,7 +61,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from inrkit.arguments import ArgumentParser
+from inrkit.arguments import ArgumentParser, seed_type
 from inrkit.errors import InputError
 from inrkit.inr.learned.adacode import AdaCode, AdaCodeConfig, load_model, save_model
 
@@ -274,7 +274,7 @@ def _parse(argv) -> argparse.Namespace:
         default=None,
         help="total seconds; split between the stages in proportion to their steps",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_type, default=0)
     p.add_argument(
         "--resume", action="store_true", help="continue from --out and its .train.safetensors"
     )

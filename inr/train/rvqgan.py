@@ -54,7 +54,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils.parametrizations import weight_norm
 
-from inrkit.arguments import ArgumentParser
+from inrkit.arguments import ArgumentParser, seed_type
 from inrkit.errors import InputError, ModelError
 from inrkit.inr.learned.rvqgan import (
     LEVEL_DB,
@@ -405,7 +405,7 @@ def _parse(argv) -> argparse.Namespace:
     p.add_argument(
         "--resume", action="store_true", help="continue from --out and its .train.safetensors"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_type, default=0)
     p.add_argument(
         "--time", "--time-budget", dest="time", type=float, default=None,
         help="stop (and save) after this many seconds"

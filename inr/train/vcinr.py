@@ -61,7 +61,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from inrkit.arguments import ArgumentParser
+from inrkit.arguments import ArgumentParser, seed_type
 from inrkit.errors import InputError, ModelError
 from inrkit.inr.learned.vcinr import TRANSFORMS, VCINR, VCINRConfig, load_model, save_model
 from inrkit.inr.model_files import read_metadata
@@ -202,7 +202,7 @@ def _parse(argv) -> argparse.Namespace:
         "latents and warming up the transforms are fixed costs taken from the rest, so a short "
         "budget overshoots (checked between steps)",
     )  # fmt: skip
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_type, default=0)
     p.add_argument(
         "--retrain-priors",
         action="store_true",
