@@ -371,49 +371,25 @@ def pe_frequencies_for(side: int) -> int:
 class SirenImageCodec(ImageFieldCodec):
     """SIREN weight codec with Strümpler et al.'s positional encoding in front.
 
-    Their Kodak recipe puts a NeRF-style encoding (scale 1.4, 16 frequencies) before
-    the SIREN; :class:`~inrkit.inr.fields.siren.Siren` implements it (``pe_frequencies``).
-    Paired 100 s encodes of kodim07 on one thread each (2026-11-23, 2-core machine
-    shared with other jobs; /tmp script, the codec with and without the encoding):
-    27.77 → 28.27 dB (0.245 → 0.234 bpp), 28.93 → 30.12 dB (0.483 → 0.529 bpp) and
-    29.39 → 31.26 dB (0.958 → 0.968 bpp). With the encoding the network's best
-    learning rate falls faster with its width (fixed 1,500 steps: width 55 did best at
-    1e-3–2e-3, width 83 reached 30.5 dB at 1e-3 but diverged to 23.5 dB at 2e-3,
-    width 122 reached 32.7 dB at 5e-4), hence ``lr = min(2e-3, 0.08 / width)``
-    instead of the plain SIREN's ``0.2 / width``. The reference fits at 5e-4 for
-    25,000 epochs on a GPU.
+    Strümpler et al., "Implicit Neural Representations for Image Compression", ECCV 2022:
+    a NeRF-style encoding (scale 1.4, 16 frequencies for Kodak, fewer for small images:
+    :func:`pe_frequencies_for`) before the SIREN
+    (:class:`~inrkit.inr.fields.siren.Siren`, ``pe_frequencies``), fitted, quantized with
+    quantization-aware fine-tuning and entropy-coded as the other weight codecs.
 
-    Sizing. At 8 bits a fitted SIREN with the encoding codes in 6.9–7.1 bits per
-    weight after 100 s fits of kodim07 and 6.65 after 800 s (its weights grow
-    heavier-tailed as it trains), so the network is sized at 7.0 (the other
-    backbones at ``BITS_PER_PARAM``). Sized at 7.3 and with the nearest bit width
-    taken, 1000 s encodes (one thread, another 1-thread job beside it) came out at 9
-    bits: 29.56 dB at 0.262 bpp, 32.35 at 0.523, 35.15 at 1.033; sized at 7.0 and
-    kept at 8 bits, 29.78 dB at 0.238, 32.50 at 0.469, 35.23 at 0.938, higher PSNR at
-    9–10 % less rate at every target (``benchmarks/results/image_rd_siren_1000s``, whose
-    git history holds the first run). At the benchmark's 100 s the two are within the
-    noise of time-budgeted fits (idle machine: 28.54 / 30.31 / 31.69 dB at 0.236 /
-    0.470 / 0.972 bpp before, 28.69 / 30.30 / 31.55 dB at 0.246 / 0.489 / 1.000 after).
-    The sizing does not know the budget: after 3000 s fits the 8-bit file at 0.25 bpp
-    falls more than 10 % under the target, and 9 or 10 bits are taken.
+    Departures from the paper, each measured on kodim07 (figures and commands in
+    docs/results/images.md, "Why the siren codec is set as it is"):
 
-    Divergence guard (``collapse_db = 1.0``). At its peak learning rate a long fit can
-    drift into a worse, larger-weighted state and never recover. Measured on kodim07 at
-    0.25 bpp with 3000 s encodes (width 57, lr 1.4e-3; /tmp script sampling the weights
-    every 30 s): after about 20,900 steps the fit fell from 25.57 dB to 24.74 in one
-    record and to 23.0 over the next 5,000 steps, while the largest hidden weights grew
-    from about 0.05 to 0.5 (ω₀ = 30 makes those frequencies); the decay of the schedule
-    then only brought it to 27.92 dB, and its weights needed 10 bits (26.76 dB at 0.252
-    bpp). Three of four such encodes did this. The same encode at half the learning rate
-    kept its weights under 0.09, never fell, fitted 30.07 dB and coded at 8 bits (29.77
-    dB at 0.245 bpp). The fit's records (every two passes over the image) never fell
-    more than 0.5 dB below the best in the runs that did not drift, so a fall of 1 dB
-    sends the fit back to its best record at half the learning rate. With it, an
-    instrumented 3000 s encode whose weights had started to grow was sent back once (at
-    step 17,184, 24.15 dB after a best of 25.15) and ended at 30.44 dB fitted, 30.06 dB
-    at 0.239 bpp; the benchmark's 3000 s and 100 s encodes did not drift and the guard
-    did not act (docs/results/targets.md).
-    """
+    * ``lr = min(2e-3, 0.08 / width)``: with the encoding the best learning rate falls
+      faster with the width than the plain SIREN's ``0.2 / width``. The paper fits at
+      5e-4 for 25,000 epochs on a GPU, from a meta-learned start this codec does not have.
+    * The network is sized at 7.0 bits per weight (``bits_per_param``), what its 8-bit
+      weights code in after 100 s fits; the sizing does not know the budget, so after
+      very long fits the 8-bit file falls under a low target and 9–10 bits are taken.
+    * A divergence guard (``collapse_db = 1.0``): a fall of 1 dB below the best record
+      sends the fit back to it at half the learning rate (long fits at the peak rate
+      can drift into a larger-weighted state and never recover).
+        """
 
     name: ClassVar[str] = "siren"
     backbone: ClassVar[str] = "siren"

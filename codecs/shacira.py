@@ -20,55 +20,32 @@ weight decay 0.01; λ on a cosine from λ to λ/10; SGA with temperature decayin
 exponentially from 1 to 0.1 over the first 90 % of training, then
 straight-through rounding.
 
-Departures, mostly for CPU budgets:
+Departures, mostly for CPU budgets (each measured on kodim07 or the speech clip; the
+figures are in docs/shacira.md, "Departures, measured"):
 
-* 1200 steps on half the image each instead of 60 000 epochs of the whole image
-  (the reference's ``sample_mode: full``). The separable full-grid
-  interpolation (:meth:`MultiresGrid.interpolate_grid`) makes a full-image step
-  on a 768×512 image about 0.25 s on one idle CPU core; it also renders (decodes)
-  images, clips and videos, and trains clips that fit in one batch. A step on
-  a random half of the rows (still separable) costs a little over half as much,
-  and twice as many of them buy more than the noise costs: on kodim07 at
-  2^13 entries and λ = 1e-3, 600 whole-image steps gave 30.12 dB at 0.418 bpp in
-  181 s, 1200 half-image steps 30.47 dB at 0.420 bpp in 184 s, 1000 whole-image
-  steps 30.45 dB in 274 s (a third of the rows × 1800 steps: 30.57 dB at
-  0.434 bpp in 237 s; a quarter × 2400: 30.64 dB at 0.445 bpp in 268 s).
-* The prior learns at 1e-2 instead of 1e-4 so that it fits the latents
-  within a few hundred steps (at 1e-3 its estimate after 150 steps was still
-  ~4.5 bits per latent, its gradient carried no information and λ had almost
-  no effect on the file), and the MLP at 1e-2 instead of 1e-3: on
-  a 256×256 crop of kodim07 after 300 steps at λ = 1e-3 this gave 28.6 dB at
-  1.0 bpp of latent entropy against 26.8 dB at 1.1 bpp.
+* 1200 steps on a random half of the rows each (separable full-grid interpolation,
+  :meth:`MultiresGrid.interpolate_grid`) instead of 60 000 full-image epochs.
+* The prior learns at 1e-2 instead of 1e-4 and the MLP at 1e-2 instead of 1e-3, so
+  that the prior fits the latents within a few hundred steps.
 * The MLP has two hidden layers of 16 (24→16→16→C, as the SHACIRA issue specifies);
-  the reference's ``kodak.yaml`` has one (``num_layers: 1`` builds 24→16→C in wisp's
-  ``BasicDecoder``). ``mlp_depth=1`` selects it; on kodim07 at 2^13 entries and
-  λ = 1e-3 the two are equal at equal rate (0.4229 bpp / 30.45 dB against 0.4206 /
-  30.46; ``benchmarks/shacira_ablation.py``).
-* The MLP is quantized after training (per-channel, the smallest bit width in
-  8..12 that costs under 0.05 dB), where the reference counts it at 32 bits.
-  The latent decoder (two float32 numbers when shared) is stored as is.
-* The final state is kept (the reference keeps the state of lowest training
-  loss).
-* Video trains 1200 steps on about 2^17 samples each, as whole random frames
-  (2 of 180×320), and uses a 3-D grid with tables of 2^15 and resolutions from 4
-  to the longest side (our choice; the paper's video experiments use its
-  NeRV-style setup, which we do not reproduce).
-* Audio (not in the paper) uses a 1-D grid of 16 levels from 16 vertices to one per
-  two samples, dense at every level (the table is the next power of two), and the
-  same MLP; all samples each step up to 2^18 samples, 2^16 random ones beyond.
-  The vertex spacing was chosen on the speech benchmark clip (1.4 s, 48 kHz), 600
-  steps: a finest level of N/4 vertices gave 12.4 dB SI-SDR at 29.6 kbps, N/2 gave
-  15.7 dB at 34.6 kbps, N gave 13.7 dB at 35.9 kbps.
-* Rate control: ``Rate(lmbda=λ)`` directly; ``Rate(quality=1..8)`` through a
-  ladder of (hash-table size, λ) for images (:data:`QUALITY_IMAGE`; the paper
-  also varies the table size along its RD curves) and of λ for video and audio
-  (:data:`QUALITY_AUDIO`); ``Rate(bpp=b)`` (images, video) or ``Rate(kbps=r)``
-  (audio) picks the smallest image table expected to reach ``b``, then
-  runs a secant search on ``log λ`` until the measured file lands within ±10 %
-  (at most :data:`MAX_TRIES` fits). The reachable range is bounded: below by
-  the header and MLP, above by the table size and by how far the latents can
-  move in the step budget (λ → 0 stops adding bits); outside it the closest
-  file is returned.
+  the reference's ``kodak.yaml`` has one (``mlp_depth=1`` selects it; equal at equal rate).
+* The MLP is quantized after training (per-channel, the smallest bit width in 8..12
+  that costs under 0.05 dB), where the reference counts it at 32 bits. The latent
+  decoder (two float32 numbers when shared) is stored as is.
+* The final state is kept (the reference keeps the state of lowest training loss).
+* Video: 1200 steps on about 2^17 samples each (whole random frames), a 3-D grid with
+  tables of 2^15 and resolutions from 4 to the longest side (our choice; the paper's
+  video setup is NeRV-style and not reproduced).
+* Audio (not in the paper): a 1-D grid of 16 dense levels from 16 vertices to one per
+  two samples, the same MLP; all samples each step up to 2^18, 2^16 random ones beyond.
+* Rate control: ``Rate(lmbda=λ)`` directly; ``Rate(quality=1..8)`` through a ladder of
+  (hash-table size, λ) for images (:data:`QUALITY_IMAGE`; the paper also varies the
+  table size along its RD curves) and of λ for video and audio
+  (:data:`QUALITY_AUDIO`); ``Rate(bpp=b)`` / ``Rate(kbps=r)`` picks the smallest
+  table expected to reach the target, then runs a secant search on ``log λ`` until the
+  measured file lands within ±10 % (at most :data:`MAX_TRIES` fits). Outside the
+  reachable range (below: header and MLP; above: the table size and the step budget)
+  the closest file is returned.
 """
 
 from __future__ import annotations
