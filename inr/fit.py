@@ -46,9 +46,11 @@ Conventions.
   ``FitResult.recoveries`` counts the falls; the history then holds two records of
   that step, the fall and the restored state). It needs a loss with an ``"mse"``
   term.
-* Ctrl-C (``KeyboardInterrupt``) ends the loop cleanly: the field fitted so far
-  is returned with ``stopped_by == "interrupt"`` (``result.interrupted``).
-  A second Ctrl-C during the final evaluation propagates as usual.
+* Ctrl-C (``KeyboardInterrupt``) propagates, so a codec or a sweep never writes
+  what a cut-short fit made. With ``keep_on_interrupt=True`` (interactive use) it
+  ends the loop instead, and the field fitted so far is returned with
+  ``stopped_by == "interrupt"`` (``result.interrupted``); a second Ctrl-C during
+  the final evaluation then propagates as usual.
 * ``compile``: ``True`` wraps the loss computation (forward and backward) in
   ``torch.compile``; ``"auto"`` does so only when the run is long enough for
   compilation to pay off. Measured on the 2-core CPU this was written on
@@ -154,6 +156,7 @@ def fit(
     log_every: int | None = None,
     keep_best: bool = True,
     collapse_db: float | None = None,
+    keep_on_interrupt: bool = False,
     **field_config: Any,
 ) -> FitResult:
     """Fit a coordinate field to ``signal``.
@@ -206,6 +209,7 @@ def fit(
         time_budget=time_budget, target_psnr=target_psnr, lr=lr, batch_size=batch_size,
         lr_schedule=lr_schedule, seed=seed, device=device, progress=progress,
         compile=compile, log_every=log_every, keep_best=keep_best, collapse_db=collapse_db,
+        keep_on_interrupt=keep_on_interrupt,
     )
 
 
@@ -233,6 +237,7 @@ def fit_values(
     log_every: int | None = None,
     keep_best: bool = True,
     collapse_db: float | None = None,
+    keep_on_interrupt: bool = False,
 ) -> FitResult:
     """Train ``field`` so that ``field(coords) ≈ values``; the general fitting loop.
 
@@ -335,6 +340,8 @@ def fit_values(
             bar.update()
             step_loss.maybe_compile(step, steps, time.perf_counter() - start, time_budget)
     except KeyboardInterrupt:
+        if not keep_on_interrupt:
+            raise
         stopped_by = "interrupt"
     finally:
         bar.close()

@@ -79,3 +79,38 @@ def test_shacira_headers_are_bounded_by_parameter_count(changes):
     container.header["arch"].update(changes)
     with pytest.raises(BitstreamError, match="shacira header"):
         inrkit.decode(pack(container))
+
+
+def _interrupt_after(command: list[str], seconds: float, cwd) -> tuple[int, str]:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "inrkit", *command], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(seconds)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_during_encode_exits_130_and_keeps_the_old_file(tmp_path):
+    save(load_sample_image((0, 0, 32, 32)), tmp_path / "crop.png")
+    (tmp_path / "k.inrk").write_text("OLD")
+    code, err = _interrupt_after(["encode", "crop.png", "-o", "k.inrk", "--codec", "siren",
+                                  "--bpp", "4", "--steps", "1000000", "-q"], 12, tmp_path)
+    assert code == 130 and "interrupted" in err
+    assert (tmp_path / "k.inrk").read_text() == "OLD"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crop.png", "k.inrk"]
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_during_a_sweep_exits_130_and_stores_no_cut_short_point(tmp_path):
+    save(load_sample_image((0, 0, 32, 32)), tmp_path / "crop.png")
+    code, err = _interrupt_after(["eval", "rd", "--data", "crop.png", "--codecs", "siren",
+                                  "--points", "1", "--steps", "1000000", "--out", "rd",
+                                  "--quiet"], 12, tmp_path)
+    assert code == 130 and "interrupted" in err
+    assert not list((tmp_path / "rd").rglob("*.json"))

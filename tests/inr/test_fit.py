@@ -181,7 +181,7 @@ def test_custom_loss_terms_are_recorded(crop):
                    steps=3, target_psnr=30, compile=False)
 
 
-def test_keyboard_interrupt_returns_the_field_so_far(crop):
+def test_keyboard_interrupt_propagates_unless_the_caller_keeps_the_field(crop):
     field = build_field("siren", in_dim=2, out_channels=3, width=16, depth=1)
     calls = 0
 
@@ -193,7 +193,11 @@ def test_keyboard_interrupt_returns_the_field_so_far(crop):
         return mse_loss(field, coords, values)
 
     coords, values = _flat(crop)
-    result = fit_values(field, coords, values, loss_fn=loss_fn, steps=100, compile=False)
+    with pytest.raises(KeyboardInterrupt):  # by default Ctrl-C propagates
+        fit_values(field, coords, values, loss_fn=loss_fn, steps=100, compile=False)
+    calls = 0
+    result = fit_values(field, coords, values, loss_fn=loss_fn, steps=100, compile=False,
+                        keep_on_interrupt=True)
     assert result.interrupted and result.stopped_by == "interrupt"
     assert result.steps == 5
     assert result.history["step"][-1] == 5 and math.isfinite(result.psnr)
