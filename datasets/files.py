@@ -62,13 +62,58 @@ def natural_key(path: Path) -> list:
 
 
 def _prepare_target(path: Path) -> Path:
+    """Where an atomic write to ``path`` goes: a symlink is followed (the link stays and
+    its target is replaced); a folder, a device, FIFO or socket, or a read-only file is
+    refused, never replaced."""
+    if path.is_symlink():
+        path = path.resolve()
     if path.is_dir():
         raise InputError(f"{path}: is a folder; expected a file name to write to")
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path}: is not a regular file (a device, FIFO or socket); "
+                         "inrkit writes only regular files and does not replace it")
+    if path.is_file() and not path.stat().st_mode & 0o222:
+        raise InputError(f"{path}: is read-only; inrkit does not replace it")
     for parent in reversed(path.parents):
         if parent.exists() and not parent.is_dir():
             raise InputError(f"{path}: cannot write ({parent} is a file, not a folder)")
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _temporary_beside(path: Path, suffix: str) -> Path:
+    """A hidden name beside ``path`` that says whose it is: the target's name and the
+    writing process, so a later write can tell a stale one from a live one."""
+    return path.with_name(f"{_TEMP_PREFIX}{path.name}.{os.getpid()}.{secrets.token_hex(4)}{suffix}")
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove what a killed writer (SIGKILL: no cleanup ran) left beside ``path``: its
+    temporaries whose process is gone. Those of a live process are left alone."""
+    prefix = f"{_TEMP_PREFIX}{path.name}."
+    with contextlib.suppress(OSError):
+        for entry in path.parent.iterdir():
+            if not entry.name.startswith(prefix):
+                continue
+            pid = entry.name[len(prefix):].split(".", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        entry.unlink()
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextlib.contextmanager
@@ -89,11 +134,15 @@ def atomic_output(path) -> Iterator[Path]:
     path = Path(path)
     with _os_errors_as_input_errors(path):
         path = _prepare_target(path)
-        temp = path.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(6)}{path.suffix}")
+        _remove_stale_temporaries(path)
+        temp = _temporary_beside(path, path.suffix)
+        mode = path.stat().st_mode & 0o7777 if path.is_file() else None
         try:
             yield temp
             if not temp.is_file():
                 raise RuntimeError(f"writer produced no file for {path}")
+            if mode is not None:
+                os.chmod(temp, mode)  # the replaced file's permissions, not the umask's
             os.replace(temp, path)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -141,13 +190,14 @@ def atomic_folder(path, replaceable=lambda p: False) -> Iterator[Path]:
             )
     with _os_errors_as_input_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(6)}")
+        _remove_stale_temporaries(path)
+        temp = _temporary_beside(path, "")
         temp.mkdir()
         old = None
         try:
             yield temp
             if path.exists():
-                old = path.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(6)}-old")
+                old = _temporary_beside(path, "-old")
                 os.replace(path, old)
             os.replace(temp, path)
         finally:

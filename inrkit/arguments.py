@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 from inrkit.errors import InputError, InrkitError
@@ -65,15 +67,23 @@ def seed_type(text: str) -> int:
     return value
 
 
+def _terminate(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_command(command: Callable[[list[str]], int], argv: list[str]) -> int:
     """Run ``command(argv)`` under the error policy and return the exit code.
 
     An :class:`~inrkit.errors.InrkitError` becomes one line on stderr and its exit
     code (``--debug`` anywhere in ``argv`` keeps the traceback instead); Ctrl-C exits
     130; a closed stdout pipe (``inrkit info x.inrk | head``) stops quietly with 141.
-    The root CLI and the trainers run under ``torchrun`` share it.
+    SIGTERM exits 143 through the same clean-up as Ctrl-C (temporary files are removed,
+    nothing half-written replaces an output). The root CLI and the trainers run under
+    ``torchrun`` share it.
     """
     argv = list(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     debug = "--debug" in argv
     if debug:
         argv.remove("--debug")

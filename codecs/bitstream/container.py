@@ -245,6 +245,8 @@ def read_file_bytes(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) ->
         raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a .inrk file")
+    if not path.is_file():  # a FIFO would block, /dev/zero never end
+        raise InputError(f"{path}: is not a regular file (a device, FIFO or socket); expected a .inrk file")
     if size > max_bytes:
         raise BitstreamError(f"{path}: {size} bytes, more than the {max_bytes}-byte limit for a .inrk file")
     with open(path, "rb") as f:

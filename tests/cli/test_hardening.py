@@ -114,3 +114,88 @@ def test_ctrl_c_during_a_sweep_exits_130_and_stores_no_cut_short_point(tmp_path)
                                   "--quiet"], 12, tmp_path)
     assert code == 130 and "interrupted" in err
     assert not list((tmp_path / "rd").rglob("*.json"))
+
+
+@pytest.fixture
+def frozen_siren():
+    return Path(__file__).resolve().parents[1] / "contract" / "frozen" / "siren.inrk"
+
+
+def test_outputs_that_are_not_regular_files_are_refused_not_replaced(tmp_path, frozen_siren):
+    import os
+    import stat
+
+    fifo = tmp_path / "out.png"
+    os.mkfifo(fifo)
+    assert main(["decode", str(frozen_siren), "-o", str(fifo)]) == 2
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    locked = tmp_path / "locked.png"
+    locked.write_bytes(b"KEEP")
+    locked.chmod(0o444)
+    assert main(["decode", str(frozen_siren), "-o", str(locked)]) == 2
+    assert locked.read_bytes() == b"KEEP" and stat.S_IMODE(locked.stat().st_mode) == 0o444
+    if Path("/dev/null").exists():
+        link_to_device = tmp_path / "null.png"
+        link_to_device.symlink_to("/dev/null")
+        assert main(["decode", str(frozen_siren), "-o", str(link_to_device)]) == 2
+        assert link_to_device.is_symlink()
+
+
+def test_a_symlinked_output_is_followed_and_the_link_kept(tmp_path, frozen_siren):
+    target = tmp_path / "real.png"
+    target.write_bytes(b"OLD")
+    target.chmod(0o640)
+    link = tmp_path / "link.png"
+    link.symlink_to(target)
+    assert main(["decode", str(frozen_siren), "-o", str(link)]) == 0
+    assert link.is_symlink() and target.read_bytes()[:4] == b"\x89PNG"
+    assert oct(target.stat().st_mode & 0o777) == oct(0o640)  # the file keeps its permissions
+
+
+def test_inputs_that_are_not_regular_files_are_refused_at_once(tmp_path, capsys):
+    import os
+
+    fifo = tmp_path / "p.inrk"
+    os.mkfifo(fifo)  # reading it would block forever
+    for command in (["decode", str(fifo), "-o", str(tmp_path / "x.png")], ["info", str(fifo)]):
+        assert main(command) == 2
+        assert "not a regular file" in capsys.readouterr().err
+    if Path("/dev/zero").exists():
+        assert main(["info", "/dev/zero"]) == 2
+
+
+def test_a_killed_writers_temporaries_are_removed_by_the_next_write(tmp_path, frozen_siren):
+    import os
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    out = tmp_path / "frames.png"
+    stale_file = tmp_path / f".inrkit-tmp-frames.png.{dead}.0a1b2c3d.png"
+    stale_folder = tmp_path / f".inrkit-tmp-frames.png.{dead}.0a1b2c3d"
+    stale_file.write_bytes(b"half")
+    stale_folder.mkdir()
+    (stale_folder / "f0001.png").write_bytes(b"half")
+    live = tmp_path / f".inrkit-tmp-frames.png.{os.getpid()}.0a1b2c3d.png"  # a live writer's: kept
+    live.write_bytes(b"busy")
+    assert main(["decode", str(frozen_siren), "-o", str(out)]) == 0
+    assert out.is_file() and not stale_file.exists() and not stale_folder.exists() and live.exists()
+
+
+@pytest.mark.timeout(300)
+def test_sigterm_during_a_write_leaves_no_temporary(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    save(load_sample_image((0, 0, 32, 32)), tmp_path / "crop.png")
+    proc = subprocess.Popen([sys.executable, "-m", "inrkit", "encode", "crop.png", "-o", "k.inrk",
+                             "--codec", "siren", "--bpp", "4", "--steps", "1000000", "-q"],
+                            cwd=tmp_path, stderr=subprocess.PIPE)
+    time.sleep(12)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crop.png"]
