@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import re
 from typing import Any
 
@@ -124,13 +125,49 @@ def check_inrk_codec(name: str, modality: str | None = None) -> None:
         raise InputError(f"codec {name!r} handles {', '.join(cls.modalities)}, not {modality}")
 
 
-def decode(data: bytes, model: str | None = None, **options: Any) -> Signal:
+def check_decode_cost(container, options: dict[str, Any], max_pixels: int | str | None = None,
+                      max_samples: int | str | None = None) -> None:
+    """Refuse, before any work, a file whose decode would make more than ``max_pixels``
+    pixels per image or frame (default ``$INRKIT_MAX_PIXELS``, 64 Mpx) or more than
+    ``max_samples`` samples in all (default: ``$INRKIT_MAX_BYTES`` of float32, 1 Gi
+    samples), as its header declares them (``scale`` and ``frames`` included).
+
+    Raises:
+        InputError: a file over a limit (a service can cap the work a file asks for), or
+            a limit that is not a positive amount.
+    """
+    from inrkit.datasets import limits
+
+    shape = [int(n) for n in container.shape]
+    if container.modality in ("image", "video") and len(shape) >= 2:
+        scale = float(options.get("scale", 1.0))
+        shape[-2:] = [max(1, round(n * scale)) for n in shape[-2:]]
+        frames = options.get("frames")
+        if container.modality == "video" and frames:
+            start, stop = frames
+            shape[0] = max(0, min(shape[0], stop if stop is not None else shape[0]) - start)
+        pixels, allowed = shape[-1] * shape[-2], limits.max_pixels(max_pixels)
+        if pixels > allowed:
+            raise InputError(f"the file decodes to {shape[-1]}×{shape[-2]} pixels per picture, over "
+                                 f"the limit of {allowed} (--max-pixels, INRKIT_MAX_PIXELS)")
+    samples = math.prod(shape)
+    allowed = limits.max_bytes() // 4 if max_samples is None else limits.parse_amount(
+        str(max_samples), base=1000, what="max_samples")
+    if samples > allowed:
+        raise InputError(f"the file decodes to {samples} samples, over the limit of {allowed} "
+                             "(--max-samples, INRKIT_MAX_BYTES / 4)")
+
+
+def decode(data: bytes, model: str | None = None, *, max_pixels: int | str | None = None,
+           max_samples: int | str | None = None, **options: Any) -> Signal:
     """Decode a ``.inrk`` file's bytes with the codec its header names.
 
     Args:
         data: the whole file.
         model: the trained model file of a learned codec (ignored by no codec: the others
             refuse it).
+        max_pixels, max_samples: caps on the work the file may ask for
+            (:func:`check_decode_cost`).
         options: the decode options that codec takes for the file's modality (``scale``,
             ``frames``).
 
@@ -158,4 +195,5 @@ def decode(data: bytes, model: str | None = None, **options: Any) -> Signal:
             f"{container.codec} {container.modality} files decode with "
             f"{', '.join(allowed) or 'no options'}, not {', '.join(unknown)}"
         )
+    check_decode_cost(container, options, max_pixels, max_samples)
     return coder.decode(data, **options)

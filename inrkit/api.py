@@ -105,7 +105,9 @@ def encode(
     return coder.encode(signal, rate, options)
 
 
-def decode(data: bytes | str | os.PathLike, *, model: str | None = None, **options: Any) -> Signal:
+def decode(data: bytes | str | os.PathLike, *, model: str | None = None,
+           max_pixels: int | str | None = None, max_samples: int | str | None = None,
+           **options: Any) -> Signal:
     """Decode a ``.inrk`` file (path or bytes); the codec is named in its header.
 
     ``options`` are codec-specific (``scale=2.0`` renders a coordinate field on a
@@ -116,4 +118,4 @@ def decode(data: bytes | str | os.PathLike, *, model: str | None = None, **optio
         data = bytes(data)
     else:
         data, _ = read_file_bytes(_as_path(data, "decode()", "the file's bytes or its path"))
-    return specs.decode(data, model=model, **options)
+    return specs.decode(data, model=model, max_pixels=max_pixels, max_samples=max_samples, **options)

@@ -135,7 +135,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
     if args.frames:
         options["frames"] = args.frames
     start = time.perf_counter()
-    signal = api.decode(inp, model=args.model, **options)
+    signal = api.decode(inp, model=args.model, max_pixels=args.max_pixels, max_samples=args.max_samples,
+                        **options)
     seconds = time.perf_counter() - start
     api.save(signal, out)
     print(f"{out}: {signal.modality} {tuple(signal.data.shape)}, decoded in {seconds:.2f} s")
@@ -240,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--frames", type=_parse_range,
                      help="decode only frames START:STOP (nerv, hnerv, nervpp)")
     dec.add_argument("--model", help="trained model file for learned codecs")
+    dec.add_argument("--max-pixels", metavar="N",
+                     help="refuse a file that decodes to more pixels per image or frame "
+                          "(K/M/G suffixes; default $INRKIT_MAX_PIXELS or 64M)")
+    dec.add_argument("--max-samples", metavar="N",
+                     help="refuse a file that decodes to more samples in all (K/M/G suffixes; "
+                          "default $INRKIT_MAX_BYTES / 4, 1 Gi samples)")
     dec.set_defaults(func=cmd_decode)
 
     info = sub.add_parser("info", help="describe a .inrk file")

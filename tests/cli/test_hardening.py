@@ -199,3 +199,17 @@ def test_sigterm_during_a_write_leaves_no_temporary(tmp_path):
     proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crop.png"]
+
+
+def test_decode_caps_the_work_a_file_asks_for(tmp_path, frozen_siren, capsys):
+    container = unpack(frozen_siren.read_bytes())
+    container.shape = [3, 7000, 7000]  # a 557-byte file declaring 49 Mpx decoded for a minute
+    huge = tmp_path / "huge.inrk"
+    huge.write_bytes(pack(container))
+    assert main(["decode", str(huge), "-o", str(tmp_path / "h.png"), "--max-pixels", "1M"]) == 2
+    assert "--max-pixels" in capsys.readouterr().err
+    assert main(["decode", str(huge), "-o", str(tmp_path / "h.png"), "--max-samples", "10M"]) == 2
+    assert main(["decode", str(frozen_siren), "-o", str(tmp_path / "s.png"), "--max-pixels", "320"]) == 0
+    with pytest.raises(InputError, match="pixels per picture"):
+        inrkit.decode(frozen_siren, scale=2.0, max_pixels=320)
+    assert not (tmp_path / "h.png").exists()
