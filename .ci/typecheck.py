@@ -8,8 +8,9 @@ is installed (symlinks in a temporary folder) and checks ``-p inrkit`` there.
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

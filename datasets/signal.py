@@ -18,7 +18,8 @@ import torch
 
 from inrkit.errors import InputError
 
-MODALITIES = ("image", "video", "audio")
+from .modalities import MODALITIES
+
 MIN_FRAME_RATE, MAX_FRAME_RATE = 1e-3, 1e4
 """Frame rates a video Signal may have: writers store the rate as a fraction with a
 denominator of at most 1001, which a rate below 1/1000 would round to zero."""

@@ -1,22 +1,20 @@
 """inrkit: implicit neural representations and neural compression.
 
-Public API: :func:`load`, :func:`fit`, :func:`encode`, :func:`decode`, :func:`save`
-(see :mod:`inrkit.api`). They are imported on first use, so ``import inrkit``
-stays light.
+Public API: :func:`load`, :func:`fit`, :func:`encode`, :func:`decode`, :func:`save`,
+:func:`make_codec` (see :mod:`inrkit.api`). They are imported on first use, so
+``import inrkit`` stays light.
 """
 
-from inrkit.errors import BitstreamError, InputError, InrkitError, ModelError
+from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from .errors import BitstreamError, InputError, InrkitError, ModelError
+from .lazy import lazy_exports
+from .version import __version__
 
-_API = ("load", "fit", "encode", "decode", "save", "make_codec")
+if TYPE_CHECKING:
+    from .api import decode, encode, fit, load, make_codec, save
 
-__all__ = ["BitstreamError", "InputError", "InrkitError", "ModelError", "__version__", *_API]
-
-
-def __getattr__(name: str):
-    if name in _API:
-        from inrkit import api
-
-        return getattr(api, name)
-    raise AttributeError(f"module 'inrkit' has no attribute {name!r}")
+_EXPORTS = {name: ".api" for name in ("load", "fit", "encode", "decode", "save", "make_codec")}
+__all__ = ["BitstreamError", "InputError", "InrkitError", "ModelError", "__version__",
+           "decode", "encode", "fit", "load", "make_codec", "save"]
+__getattr__ = lazy_exports(__name__, _EXPORTS)

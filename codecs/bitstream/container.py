@@ -35,14 +35,16 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
-from inrkit.datasets.signal import MODALITIES, Signal
+from inrkit.datasets.modalities import MODALITIES
 from inrkit.errors import BitstreamError, InputError
 from inrkit.version import __version__
+
+if TYPE_CHECKING:  # torch and the Signal type load only where samples are made: `inrkit info` stays fast
+    import torch
+
+    from inrkit.datasets.signal import Signal
 
 MAGIC = b"INRK"
 FORMAT_VERSION = 1
@@ -404,6 +406,8 @@ def _json_depth(text: bytes) -> int:
     """Maximum nesting depth of JSON text, computed without recursion: strings
     are blanked out, then brackets are summed cumulatively."""
     stripped = re.sub(rb'"(?:[^"\\]|\\.)*"', b"", text)
+    import numpy as np
+
     arr = np.frombuffer(stripped, dtype=np.uint8)
     if arr.size == 0:
         return 0
@@ -493,6 +497,8 @@ def meta_to_signal(meta: dict[str, Any], data: torch.Tensor) -> Signal:
 
     The samples must have the stored shape; malformed metadata is a BitstreamError.
     """
+    from inrkit.datasets.signal import Signal
+
     if not isinstance(meta, dict):
         raise BitstreamError(f"signal metadata must be an object, found {type(meta).__name__}")
     modality, shape = meta.get("modality"), meta.get("shape")
@@ -527,6 +533,8 @@ def values_to_signal(template: Signal, values: torch.Tensor) -> Signal:
     """``template.with_values(values)`` for a decoder (``template`` from
     :func:`meta_to_signal`): samples that are not finite can only come from a damaged or
     hostile file (a huge quantization step, say), so they are a BitstreamError."""
+    import torch
+
     if not torch.isfinite(values).all():
         raise BitstreamError("the file decodes to samples that are not finite (NaN or infinite)")
     return template.with_values(values)

@@ -213,3 +213,18 @@ def test_decode_caps_the_work_a_file_asks_for(tmp_path, frozen_siren, capsys):
     with pytest.raises(InputError, match="pixels per picture"):
         inrkit.decode(frozen_siren, scale=2.0, max_pixels=320)
     assert not (tmp_path / "h.png").exists()
+
+
+def test_help_and_info_do_not_import_torch(frozen_siren):
+    """``--help`` and ``info`` import only what they need (they took 10-16 s when
+    ``inrkit.eval`` imported torch, bjontegaard and pyplot before parsing)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom inrkit.cli import main\n"
+             "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "print('torch' in sys.modules, 'matplotlib' in sys.modules)\n")
+    for command in (["--help"], ["eval", "--help"], ["train", "--help"], ["info", str(frozen_siren)]):
+        out = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True, text=True,
+                             check=True).stdout.split()
+        assert out[-2:] == ["False", "False"], command

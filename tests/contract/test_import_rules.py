@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 FOLDERS = {"inrkit": "inrkit", "inr": "inrkit.inr", "codecs": "inrkit.codecs",
            "datasets": "inrkit.datasets", "eval": "inrkit.eval"}
-GROUND = ("inrkit.version", "inrkit.errors", "inrkit.registry", "inrkit.devices", "inrkit.arguments",
+GROUND = ("inrkit.version", "inrkit.lazy", "inrkit.errors", "inrkit.registry", "inrkit.devices", "inrkit.arguments",
           "inrkit.compressai_compat")
 # room -> the rooms it may import (its own room always allowed)
 MAY_IMPORT = {
