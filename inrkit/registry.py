@@ -82,6 +82,7 @@ CODECS: Registry = Registry(
         "inrkit.codecs.rvqgan",
         "inrkit.codecs.vcinr",
         "inrkit.codecs.adacode",
+        "inrkit.codecs.coolchic",
     ),
 )
 

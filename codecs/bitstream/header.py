@@ -103,7 +103,18 @@ class IntList:
         return tuple(value)
 
 
-Kind = Int | Float | Bool | Text | IntList
+@dataclass(frozen=True)
+class Object:
+    """A JSON object whose own fields are read afterwards (by another :func:`read_fields`,
+    :func:`read_config` or a reader of its own, such as ``Container.signal_meta``)."""
+
+    def read(self, value: Any, where: str) -> dict:
+        if not isinstance(value, dict):
+            raise BitstreamError(f"{where} must be an object, found {value!r}")
+        return value
+
+
+Kind = Int | Float | Bool | Text | IntList | Object
 
 
 def read_fields(values: Any, kinds: Mapping[str, Kind], where: str, *,

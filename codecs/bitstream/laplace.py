@@ -26,20 +26,33 @@ Departures from Cool-chic and why:
       by a chain of exact integer square roots (``math.isqrt``). No float ever feeds a CDF, so
       every machine builds bit-identical tables.
     * Every table covers ``[-R_k, R_k]`` around ``m`` (``R_k ~ 12.5 b_k``, tail mass < 2^-18) plus
-      CompressAI's escape symbol; values outside are coded by CompressAI's bypass mode (4-bit
-      chunks). Every symbol, escape included, has a frequency >= 1 out of 2^16.
+      CompressAI's escape symbol. Two kinds of table (``get_table(..., escape=...)``):
+
+      - ``escape=False`` (what the ``coolchic`` codec uses): the escape symbol has frequency 0,
+        every symbol of ``[-R_k, R_k]`` at least 1 (the tail mass is dropped). CompressAI's
+        decoder can then never select the escape, so its unchecked bypass path cannot run,
+        whatever the bytes. ``encode`` refuses a value outside its row's range
+        (InputError); the encoder clamps such latents first (``table_range`` gives the range;
+        see ``inrkit.codecs.coolchic``).
+      - ``escape=True`` (the default, kept for the model-level tests): the escape has a
+        frequency >= 1 and values outside are coded by CompressAI's bypass mode (4-bit chunks).
     * Latents must lie in ``[-LATENT_ABS_MAX, LATENT_ABS_MAX]`` (InputError at encode,
       BitstreamError at decode); this bounds every integer in the decoder.
 
 Framing: ``encode`` returns ``u32 payload length | u32 CRC-32 of the payload | payload`` (big
 endian). CompressAI's decoder reads its buffer without bounds checks, so the decoder checks the
 length and CRC before touching the payload (a truncated, extended or corrupted stream is
-rejected there, before any rANS call) and hands CompressAI a copy followed by zero guard words:
-8 bytes per announced symbol plus 16 per payload byte, more than a stream of escapes can read.
+rejected there, before any rANS call) and hands CompressAI a copy followed by zero guard words.
 Decoded values are checked against the latent range after every call. Malformed input therefore
-ends in ``BitstreamError``. Residual risk: a payload *crafted* to match its CRC could drive
-CompressAI's bypass path (up to ~30 word reads per escape in the zero guard) beyond the guard;
-closing that needs a bounds-checked rANS decoder, which CompressAI does not offer.
+ends in ``BitstreamError``.
+
+Bounds. Without the bypass (escape-free tables), CompressAI's 64-bit rANS decoder reads at most
+one 32-bit word per decoded symbol after its 8-byte initial state, so a guard of 4 bytes per
+announced symbol (plus 16) bounds every read, for *any* payload, crafted or not: the decoder of an
+escape-free table cannot read out of bounds. With escape tables a payload crafted to match its
+CRC could drive the bypass path (up to ~30 word reads per escape) beyond their larger guard
+(8 bytes per symbol plus 16 per payload byte); that residual risk remains for ``escape=True``
+tables only, which no codec decodes.
 """
 
 from __future__ import annotations
@@ -74,6 +87,7 @@ _ONE = 1 << _Q
 _LOG2E_Q30 = 1549082005  # round(2^30 / ln 2) = round(2^30 * 1.4426950408889634...)
 _EXP_FRAC_BITS = 24  # fractional bits of the exponent v in 2^-v
 _HEADER = struct.Struct(">II")
+_PAD = 3  # trailing pad symbols of every stream (see encode)
 
 
 def _pow2_neg_frac_constants() -> list[int]:
@@ -163,6 +177,8 @@ class LaplaceTable:
         half_width: per scale index, ``R_k``.
         freq_flat: every row's symbol frequencies, rows concatenated (int64).
         row_start: start of each row in ``freq_flat`` (int64).
+        escape: whether values outside ``[-R_k, R_k]`` can be coded (escape frequency >= 1,
+            CompressAI's bypass) or not (escape frequency 0).
     """
 
     log2_scale_min: int
@@ -175,6 +191,7 @@ class LaplaceTable:
     half_width: np.ndarray = field(repr=False)
     freq_flat: np.ndarray = field(repr=False)
     row_start: np.ndarray = field(repr=False)
+    escape: bool = True
 
     @property
     def n_rows(self) -> int:
@@ -185,7 +202,8 @@ class LaplaceTable:
         return np.asarray(scale_idx, np.int64) * self.mu_steps + np.asarray(mu_sub, np.int64) + self.mu_steps // 2
 
 
-def _build_table(log2_scale_min: int, steps_per_octave: int, n_scales: int, mu_steps: int) -> LaplaceTable:
+def _build_table(log2_scale_min: int, steps_per_octave: int, n_scales: int, mu_steps: int,
+                 escape: bool = True) -> LaplaceTable:
     if steps_per_octave < 1 or steps_per_octave & (steps_per_octave - 1):
         raise InputError(f"steps_per_octave must be a power of two, got {steps_per_octave}")
     if mu_steps < 2 or mu_steps & (mu_steps - 1) or mu_steps > 256:
@@ -237,8 +255,13 @@ def _build_table(log2_scale_min: int, steps_per_octave: int, n_scales: int, mu_s
         tail = np.maximum(_ONE - pmf.sum(axis=1), 0)
         mass = np.concatenate([pmf, tail[:, None]], axis=1)  # escape last
         n_sym = mass.shape[1]
-        spare = total - n_sym
-        fr = 1 + ((mass * np.int64(spare)) >> _Q)
+        if escape:
+            spare = total - n_sym
+            fr = 1 + ((mass * np.int64(spare)) >> _Q)
+        else:  # the escape gets frequency 0: CompressAI's bypass can never be selected
+            spare = total - (n_sym - 1)
+            fr = 1 + ((mass * np.int64(spare)) >> _Q)
+            fr[:, -1] = 0
         deficit = total - fr.sum(axis=1)
         top = np.argmax(fr, axis=1)
         fr[np.arange(fr.shape[0]), top] += deficit
@@ -259,11 +282,13 @@ def _build_table(log2_scale_min: int, steps_per_octave: int, n_scales: int, mu_s
         half_width=np.asarray(half_width, np.int64),
         freq_flat=np.concatenate(freqs).astype(np.int64),
         row_start=np.concatenate([[0], np.cumsum([len(f) for f in freqs])[:-1]]).astype(np.int64),
+        escape=bool(escape),
     )
 
 
 @functools.lru_cache(maxsize=8)
-def get_table(log2_scale_min: int = -8, steps_per_octave: int = 8, n_scales: int = 113, mu_steps: int = 16) -> LaplaceTable:
+def get_table(log2_scale_min: int = -8, steps_per_octave: int = 8, n_scales: int = 113, mu_steps: int = 16,
+              escape: bool = True) -> LaplaceTable:
     """The (cached) table for a scale grid and a number of mu offsets.
 
     Args:
@@ -271,6 +296,7 @@ def get_table(log2_scale_min: int = -8, steps_per_octave: int = 8, n_scales: int
         steps_per_octave: scale indices per octave (power of two).
         n_scales: number of scale indices.
         mu_steps: sub-integer mu offsets per unit (power of two, <= 256).
+        escape: ``False`` for an escape-free table (no bypass; see the module docstring).
 
     Returns:
         The LaplaceTable (``n_scales * mu_steps`` rows).
@@ -278,7 +304,32 @@ def get_table(log2_scale_min: int = -8, steps_per_octave: int = 8, n_scales: int
     Raises:
         InputError: a parameter out of range.
     """
-    return _build_table(log2_scale_min, steps_per_octave, n_scales, mu_steps)
+    return _build_table(log2_scale_min, steps_per_octave, n_scales, mu_steps, bool(escape))
+
+
+def table_range(mu_fp, scale_idx, *, mu_frac_bits: int = 8, table: LaplaceTable | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The values each latent's row can code without an escape: ``[m - R_k, m + R_k]``.
+
+    Args:
+        mu_fp: fixed-point locations.
+        scale_idx: scale indices in ``[0, table.n_scales)``.
+        mu_frac_bits: fractional bits of ``mu_fp``.
+        table: the table (default ``get_table()``).
+
+    Returns:
+        (lo, hi) int64 arrays, inclusive bounds, intersected with ``[-LATENT_ABS_MAX, LATENT_ABS_MAX]``.
+
+    Raises:
+        InputError: a scale index out of range.
+    """
+    table = table or get_table()
+    mu_fp = np.asarray(mu_fp, np.int64).ravel()
+    scale_idx = np.asarray(scale_idx, np.int64).ravel()
+    if scale_idx.size and (int(scale_idx.min()) < 0 or int(scale_idx.max()) >= table.n_scales):
+        raise InputError(f"laplace: scale indices must lie in [0, {table.n_scales})")
+    m, _ = split_mu(mu_fp, mu_frac_bits, table.mu_steps)
+    half = table.half_width[scale_idx]
+    return np.maximum(m - half, -LATENT_ABS_MAX), np.minimum(m + half, LATENT_ABS_MAX)
 
 
 def _symbols(table: LaplaceTable, values, mu_fp, scale_idx, mu_frac_bits):
@@ -292,7 +343,11 @@ def _symbols(table: LaplaceTable, values, mu_fp, scale_idx, mu_frac_bits):
     if scale_idx.size and (int(scale_idx.min()) < 0 or int(scale_idx.max()) >= table.n_scales):
         raise InputError(f"laplace: scale indices must lie in [0, {table.n_scales})")
     m, j = split_mu(mu_fp, mu_frac_bits, table.mu_steps)
-    return values - m, table.row(scale_idx, j)
+    sym, rows = values - m, table.row(scale_idx, j)
+    if not table.escape and sym.size and bool(np.any(np.abs(sym) > table.half_width[scale_idx])):
+        raise InputError("laplace: a latent lies outside its row's range and this table has no escape; "
+                         "clamp the latents to laplace.table_range first")
+    return sym, rows
 
 
 def encode(values, mu_fp, scale_idx, *, mu_frac_bits: int = 8, table: LaplaceTable | None = None) -> bytes:
@@ -309,14 +364,23 @@ def encode(values, mu_fp, scale_idx, *, mu_frac_bits: int = 8, table: LaplaceTab
         The framed stream (8-byte header + CompressAI's rANS words).
 
     Raises:
-        InputError: mismatched sizes, a latent outside ``[-LATENT_ABS_MAX, LATENT_ABS_MAX]``, a
-            scale index out of range, or a location whose offset symbol exceeds int32.
+        InputError: mismatched sizes, a latent outside ``[-LATENT_ABS_MAX, LATENT_ABS_MAX]`` (or,
+            for an escape-free table, outside its row's ``table_range``), a scale index out of
+            range, or a location whose offset symbol exceeds int32.
     """
     table = table or get_table()
     sym, rows = _symbols(table, values, mu_fp, scale_idx, mu_frac_bits)
     if sym.size and int(np.abs(sym).max()) >= (1 << 30):
         raise InputError("laplace: mu too far from the latents")
-    payload = RansEncoder().encode_with_indexes(sym.tolist(), rows.tolist(), table.cdfs, table.sizes, table.offsets)
+    # _PAD trailing symbols of the most peaked row (about 1e-4 bits each; the decoder never
+    # reads them): CompressAI's encoder writes into a buffer of one 32-bit word per symbol and
+    # its 8-byte flush overruns that buffer for streams of fewer than ~6 symbols (heap
+    # corruption, seen with 1 symbol). A symbol adds at most 16 bits, so n + 3 words always
+    # hold the at most n/2 + 1 renormalisation words plus the 2-word flush.
+    pad_row = int(table.row(0, 0))
+    payload = RansEncoder().encode_with_indexes(
+        sym.tolist() + [0] * _PAD, rows.tolist() + [pad_row] * _PAD, table.cdfs, table.sizes, table.offsets
+    )
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
@@ -376,9 +440,13 @@ class LaplaceDecoder:
             raise BitstreamError("latent stream: CRC mismatch (corrupted data)")
         if not 0 <= int(n_symbols) <= 1 << 27:
             raise InputError(f"latent stream: {n_symbols} symbols announced; at most 2^27 per stream")
-        # Zero guard words: a renormalisation read per symbol, a bypass read per escape, and the
-        # bypass chunks the payload's nibbles can announce (see the module docstring).
-        guard = 8 * (int(n_symbols) + 16) + 16 * length
+        # Zero guard words. Escape-free table: at most one renormalisation read (4 bytes) per
+        # symbol, a bound that holds for any payload. With escapes: also a bypass read per
+        # escape and the bypass chunks the payload's nibbles can announce (module docstring).
+        if self.table.escape:
+            guard = 8 * (int(n_symbols) + 16) + 16 * length
+        else:
+            guard = 4 * int(n_symbols) + 16
         self._dec = RansDecoder()
         self._dec.set_stream(payload + bytes(guard))
         self._remaining = int(n_symbols)

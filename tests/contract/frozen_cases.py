@@ -5,7 +5,9 @@ the model files of the learned codecs and a manifest (the SHA-256 of each file a
 its decoded samples) live in ``tests/contract/frozen/``; ``test_frozen.py`` checks that
 every file still decodes to the same samples and that each seeded encode still writes
 the same bytes. Regenerate (only when a format change is intended, and say so in the
-commit) with ``python tests/contract/frozen_cases.py --write``.
+commit) with ``python tests/contract/frozen_cases.py --write``. A new codec's case is added
+with ``python tests/contract/frozen_cases.py --add``: it writes only the cases the manifest
+lacks and adds their entries, leaving every existing file and entry unchanged.
 """
 
 from __future__ import annotations
@@ -170,6 +172,7 @@ CASES = [
     Case("adacode", "adacode", lambda: image(24, 20), dict(quality=2), model=adacode_model),
     Case("vcinr-image", "vcinr", lambda: image(16, 24), dict(quality=2, steps=0), model=vcinr_model("image")),
     Case("vcinr-audio", "vcinr", tone, dict(quality=2, steps=0), model=vcinr_model("audio")),
+    Case("coolchic", "coolchic", lambda: image(24, 32), dict(lmbda=1e-2, steps=20)),
 ]
 
 
@@ -179,6 +182,37 @@ def machine() -> dict[str, str]:
             "machine": platform.machine()}
 
 
+def _entry(case: Case) -> dict[str, Any]:
+    if case.model is not None:
+        case.model(case.model_file)
+    data = case.encoded()
+    case.file.write_bytes(data)
+    print(f"{case.name:14s} {len(data):6d} bytes")
+    return {"file": hashlib.sha256(data).hexdigest(), "bytes": len(data), "decoded": case.decoded_digest()}
+
+
+def add() -> None:
+    """Write the cases the manifest lacks and add their entries; existing files and entries
+    stay byte for byte (the manifest is rewritten with the same layout, new cases last).
+    Refused on another machine than the one the manifest records (its digests would differ)."""
+    if not MANIFEST.exists():
+        sys.exit(f"{MANIFEST} does not exist; run --write first")
+    record = json.loads(MANIFEST.read_text())
+    if record["machine"] != machine():
+        sys.exit(f"the manifest was written on {record['machine']}, this is {machine()}")
+    torch.set_num_threads(1)
+    missing = [case for case in CASES if case.name not in record["cases"]]
+    for case in missing:
+        if case.file.exists() or (case.model_file is not None and case.model_file.exists()):
+            sys.exit(f"{case.file.name} (or its model) exists but the manifest lacks it; remove it first")
+    for case in missing:
+        record["cases"][case.name] = _entry(case)
+    if not missing:
+        print("every case is in the manifest; nothing to add")
+        return
+    MANIFEST.write_text(json.dumps(record, indent=1) + "\n")
+
+
 def write(force: bool) -> None:
     if MANIFEST.exists() and not force:
         sys.exit(f"{MANIFEST} exists; pass --force to replace the frozen files")
@@ -186,18 +220,18 @@ def write(force: bool) -> None:
     torch.set_num_threads(1)
     entries = {}
     for case in CASES:
-        if case.model is not None:
-            case.model(case.model_file)
-        data = case.encoded()
-        case.file.write_bytes(data)
-        entries[case.name] = {"file": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-                              "decoded": case.decoded_digest()}
-        print(f"{case.name:14s} {len(data):6d} bytes")
+        entries[case.name] = _entry(case)
     MANIFEST.write_text(json.dumps({"machine": machine(), "cases": entries}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", required=True)
-    parser.add_argument("--force", action="store_true")
-    write(parser.parse_args().force)
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true", help="write every case (refused if a manifest exists)")
+    mode.add_argument("--add", action="store_true", help="write only the cases the manifest lacks")
+    parser.add_argument("--force", action="store_true", help="with --write: replace the frozen files")
+    args = parser.parse_args()
+    if args.add:
+        add()
+    else:
+        write(args.force)

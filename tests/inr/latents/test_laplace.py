@@ -156,3 +156,58 @@ def test_valid_frame_with_hostile_payload_stays_in_bounds():
         _decode_all(framed, mu_fp, k)
     except BitstreamError:
         pass
+
+
+NOESC = laplace.get_table(**coding_grid(), escape=False)
+
+
+def test_escape_free_tables_never_select_the_escape():
+    for cdf, size in zip(NOESC.cdfs, NOESC.sizes, strict=True):
+        assert len(cdf) == size and cdf[0] == 0 and cdf[-2] == cdf[-1] == 1 << 16  # escape: frequency 0
+        assert min(np.diff(cdf[:-1])) >= 1  # every in-range symbol is codable
+    assert not NOESC.escape and TABLE.escape
+
+
+def test_escape_free_round_trip_range_and_refusal():
+    vals, mu_fp, k = _sample(20000, 4)
+    vals[::97] += 500  # outliers
+    lo, hi = laplace.table_range(mu_fp, k, table=NOESC)
+    assert np.all(lo <= hi) and np.all(hi - lo == 2 * NOESC.half_width[k])
+    outside = (vals < lo) | (vals > hi)
+    assert outside.any()  # the escape table codes these; the escape-free one refuses them
+    laplace.encode(hi[:1] + 1, mu_fp[:1], k[:1], table=TABLE)
+    with pytest.raises(InputError):
+        laplace.encode(hi[:1] + 1, mu_fp[:1], k[:1], table=NOESC)
+    clipped = np.clip(vals, lo, hi)
+    data = laplace.encode(clipped, mu_fp, k, table=NOESC)
+    assert np.array_equal(laplace.LaplaceDecoder(data, clipped.size, table=NOESC).decode(mu_fp, k), clipped)
+    assert abs(8 * len(data) - laplace.ideal_bits(clipped, mu_fp, k, table=NOESC)) <= 0.01 * 8 * len(data) + 128
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 5])
+def test_tiny_streams_encode_and_decode(n):
+    # CompressAI's encoder buffer holds one word per symbol; the pad keeps its flush inside
+    vals, mu_fp, k = _sample(max(n, 1), 5)
+    vals, mu_fp, k = vals[:n], mu_fp[:n], k[:n]
+    for table in (TABLE, NOESC):
+        lo, hi = laplace.table_range(mu_fp, k, table=table)
+        v = np.clip(vals, lo, hi) if n else vals
+        data = laplace.encode(v, mu_fp, k, table=table)
+        assert np.array_equal(laplace.LaplaceDecoder(data, n, table=table).decode(mu_fp, k), v)
+
+
+def test_escape_free_decoder_stays_in_its_guard_on_hostile_payloads():
+    rng = np.random.default_rng(7)
+    mu_fp = rng.integers(-3000, 3000, 4000)
+    k = rng.integers(0, 113, 4000)
+    k[:2000] = 112  # the widest rows, many bits per symbol
+    for payload in [b"\xff" * 4096, b"\x00" * 8, rng.integers(0, 256, 64, dtype=np.uint8).tobytes(),
+                    rng.integers(0, 256, 20000, dtype=np.uint8).tobytes()]:
+        framed = struct.pack(">II", len(payload), zlib.crc32(payload)) + payload
+        dec = laplace.LaplaceDecoder(framed, mu_fp.size, table=NOESC)
+        try:
+            out = np.concatenate([dec.decode(mu_fp[s : s + 500], k[s : s + 500]) for s in range(0, 4000, 500)])
+        except BitstreamError:
+            continue
+        lo, hi = laplace.table_range(mu_fp, k, table=NOESC)
+        assert np.all((out >= lo) & (out <= hi))  # no escape was ever decoded
