@@ -49,6 +49,10 @@ __all__ = ["decode_integers", "encode_integers"]
 
 CONST, RAW, RANS = 1, 2, 3
 CODER_PRECISION = 16  # fixed in compressai.ans
+MIN_RANS_COUNT = 8
+"""Fewer values are always packed raw: CompressAI's rANS encoder sizes its output at one
+32-bit word per symbol and its 8-byte flush overruns that buffer for streams of fewer than
+about 6 symbols (heap corruption); rANS never wins on so few values anyway."""
 MAX_TABLE = 1024  # window entries; bounds the table and the decoder's linear CDF search
 MAX_COUNT = 1 << 24  # values per stream; the decoder allocates ~12 bytes per value
 MAX_HIGH_BITS = 62  # high parts (and the window) stay well inside int64
@@ -213,6 +217,8 @@ def encode_integers(symbols: np.ndarray) -> bytes:
     u = (arr.view(np.uint64) - np.uint64(lo & 0xFFFFFFFFFFFFFFFF)).astype(np.uint64)
     width = span.bit_length()
     raw = bytes([RAW]) + head[1:] + write_varint(span) + _pack_bits(u, width)
+    if arr.size < MIN_RANS_COUNT:
+        return raw
     plan = _plan(u, width)
     if plan is None or plan[0] >= 8 * len(raw) + 64:
         return raw
