@@ -143,6 +143,20 @@ def check_rate_below_raw(signal: Signal, rate: Rate) -> None:
         )
 
 
+def quality_ladder(n: int) -> list[Rate]:
+    """``n`` presets spread over the whole ``--quality`` range 1..8, smallest file first
+    (quality 5 alone for ``n = 1``), for codecs whose presets are their sweep ladder.
+
+    Raises:
+        InputError: ``n < 1``.
+    """
+    if n < 1:
+        raise InputError(f"the number of rate points must be at least 1, got {n}")
+    if n == 1:
+        return [Rate(quality=5)]
+    return [Rate(quality=round(1 + 7 * i / (n - 1))) for i in range(n)]
+
+
 class Codec:
     """Base class. Subclasses set ``name``, ``version`` and ``modalities`` and
     implement :meth:`encode` and :meth:`decode`; learned codecs take their model

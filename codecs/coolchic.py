@@ -126,6 +126,7 @@ from .base import (
     Rate,
     check_positive_option,
     check_whole_option,
+    quality_ladder,
     single_threaded,
 )
 from .rate_control import MAX_FITS, search_lambda
@@ -544,11 +545,7 @@ class CoolChicCodec(Codec):
         self.last_report: dict[str, Any] = {}
 
     def ladder(self, n: int) -> list[Rate]:
-        if n < 1:
-            raise InputError(f"the number of rate points must be at least 1, got {n}")
-        if n == 1:
-            return [Rate(quality=5)]
-        return [Rate(quality=round(1 + 7 * i / (n - 1))) for i in range(n)]
+        return quality_ladder(n)
 
     # -- encoding ---------------------------------------------------------------------------
 

@@ -90,6 +90,7 @@ from .base import (
     EncodeOptions,
     Rate,
     check_whole_option,
+    quality_ladder,
     scaled_image_shape,
     single_threaded,
 )
@@ -250,11 +251,7 @@ class ShaciraCodec(Codec):
         self.training = TrainConfig()
 
     def ladder(self, n: int) -> list[Rate]:
-        if n < 1:
-            raise InputError(f"the number of rate points must be at least 1, got {n}")
-        if n == 1:
-            return [Rate(quality=5)]
-        return [Rate(quality=round(1 + 7 * i / (n - 1))) for i in range(n)]
+        return quality_ladder(n)
 
     def encode(self, signal: Signal, rate: Rate, options: EncodeOptions | None = None) -> bytes:
         options = options or EncodeOptions()
