@@ -84,6 +84,15 @@ def bd_table(docs: dict[str, dict], anchor: str) -> list[str]:
     return lines
 
 
+def _shown(path: Path) -> str:
+    """``path`` as the docs show it: relative to the repository where it can be, never a
+    machine's absolute path to the default media folder."""
+    try:
+        return os.path.relpath(path.resolve(), ROOT)
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--points", type=int, default=8)
@@ -127,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     command = f"python benchmarks/classical_rd.py --points {args.points} --jobs {args.jobs}"
     lines = [
         BEGIN, "## Classical image codecs", "",
-        f"Data: {', '.join(p.name for p in images)} (`{data_root() / 'images'}`, top level). "
+        f"Data: {', '.join(p.name for p in images)} (`{_shown(data_root() / 'images')}`, top level). "
         f"Command: `{command}` ({report.computed} points computed, {report.reused} reused, "
         f"{wall:.0f} s wall). Means over the images per rate point; PSNR and MS-SSIM on 8-bit RGB; "
         "MS-SSIM shown as -10·log10(1-MS-SSIM). Rates are the real file sizes.", "",
