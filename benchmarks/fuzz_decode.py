@@ -29,6 +29,14 @@ FROZEN = Path(__file__).resolve().parents[1] / "tests" / "contract" / "frozen"
 RESULTS = Path(__file__).resolve().parent / "results" / "fuzz_decode.json"
 
 
+def _shown(path: Path) -> str:
+    """A seed's path as the results record it: relative to the repository where it can be."""
+    try:
+        return str(path.resolve().relative_to(FROZEN.parents[2]))
+    except ValueError:
+        return str(path)
+
+
 def frozen_seeds() -> list[tuple[Path, Path | None]]:
     """Every frozen ``.inrk`` with the model file beside it, if it has one."""
     seeds = []
@@ -59,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     files = [path.read_bytes() for path, _ in seeds]
     result = run(files, args.cases, args.seed, args.timeout,
                  models=[None if model is None else str(model) for _, model in seeds])
-    result["seed_files"] = [str(path) for path, _ in seeds]
+    result["seed_files"] = [_shown(path) for path, _ in seeds]
     result["codecs"] = sorted({unpack(data).codec for data in files})
 
     write_json(args.out, result)
