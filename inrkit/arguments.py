@@ -94,7 +94,8 @@ def run_command(command: Callable[[list[str]], int], argv: list[str]) -> int:
     except InrkitError as err:
         if debug:
             raise
-        print(f"inrkit: error: {err}", file=sys.stderr)
+        # One line, whatever the message carries (a library's multi-line text included).
+        print(f"inrkit: error: {' '.join(str(err).split())}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("inrkit: interrupted", file=sys.stderr)

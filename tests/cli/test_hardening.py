@@ -228,3 +228,15 @@ def test_help_and_info_do_not_import_torch(frozen_siren):
         out = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True, text=True,
                              check=True).stdout.split()
         assert out[-2:] == ["False", "False"], command
+
+
+def test_every_refusal_is_one_line(tmp_path, capsys):
+    from inrkit.arguments import run_command
+    from inrkit.errors import ModelError
+
+    def refuse(argv):
+        raise ModelError("model file 'm.safetensors' is not readable:\n  header too large\n  (offset 8)")
+
+    assert run_command(refuse, []) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "header too large (offset 8)" in err
