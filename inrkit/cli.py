@@ -257,9 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="fit, encode and decode the bundled sample photograph")
     demo.add_argument("--out", default="inrkit-demo", help="folder for the outputs")
     demo.add_argument("--codec", default="hashgrid")
-    demo.add_argument("--time", type=positive(float), default=90.0, help="encoding time budget (s)")
-    demo.add_argument("--steps", type=positive(int), default=None,
-                      help="fitting steps (a budget that does not depend on the machine's load)")
+    demo.add_argument("--time", type=positive(float), default=None,
+                      help="also stop fitting after this many seconds (default: none; the step "
+                           "budget alone decides, whatever the machine's load)")
+    demo.add_argument("--steps", type=positive(int), default=1000,
+                      help="fitting steps (default 1000: a budget that does not depend on the machine's load)")
     demo.add_argument("--seed", type=seed_type, default=0)
     demo.set_defaults(func=cmd_demo)
 
