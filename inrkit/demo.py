@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from inrkit import api
+from inrkit.codecs.classical import ClassicalCodec
 from inrkit.codecs.specs import check_inrk_codec, make_codec
 from inrkit.datasets.files import output_folder
 from inrkit.datasets.samples import sample_image_path
@@ -56,6 +57,7 @@ def run_demo(out_dir: Path, codec: str = "hashgrid", seconds: float | None = Non
     decoded = [restored]
     for name in REFERENCES:
         reference = make_codec(name)
+        assert isinstance(reference, ClassicalCodec)  # REFERENCES are classical codecs
         start = time.perf_counter()
         _, ref_data = reference.find_quality(image, 8 * len(data) / image.num_samples)
         ref_encode = time.perf_counter() - start
