@@ -38,7 +38,7 @@ from inrkit.codecs.bitstream.container import pack, unpack
 from inrkit.codecs.specs import decode as decode_file
 from inrkit.errors import BitstreamError, InputError, ModelError
 
-__all__ = ["MUTATIONS", "run"]
+__all__ = ["HOSTILE_VALUES", "MUTATIONS", "run"]
 
 
 def refix(data: bytes | bytearray) -> bytes:
@@ -76,9 +76,14 @@ def random_bytes(rnd, d, _seeds):
     return bytearray(d[:5] + rnd.randbytes(rnd.randint(0, 200)))
 
 
+HOSTILE_VALUES: tuple[Any, ...] = (None, True, -1, 0, 2**31, 2**63, 10**30, -(10**30), 1e308, 0.5, "",
+                                   "x" * 300, [], {}, [1] * 50)
+"""What a hostile header puts in place of a value: wrong types, zero, huge and negative
+numbers, long strings, empty and long containers."""
+
+
 def _mutate_json(rnd: random.Random, value, depth=0):
     """Replace one leaf or key somewhere in a JSON value with something hostile."""
-    hostile: list[Any] = [None, True, -1, 0, 2**31, 2**63, 10**30, -(10**30), 1e308, 0.5, "", "x" * 300, [], {}, [1] * 50]
     if isinstance(value, dict) and value and rnd.random() < 0.8:
         key = rnd.choice(list(value))
         out = dict(value)
@@ -100,7 +105,7 @@ def _mutate_json(rnd: random.Random, value, depth=0):
         return out
     if isinstance(value, int) and not isinstance(value, bool) and rnd.random() < 0.5:
         return value + rnd.choice([-(2**20), -2, -1, 1, 2, 7, 2**20])
-    return rnd.choice(hostile)
+    return rnd.choice(HOSTILE_VALUES)
 
 
 def header(rnd, d, _seeds):
